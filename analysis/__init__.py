@@ -1,0 +1,1 @@
+"""Reading tracked runs back from MLflow into pandas, and drawing the figures of a report."""

@@ -1,0 +1,94 @@
+"""The typed schema of a job's config, and the checks that every setting gets before any work.
+
+Hydra composes `conf/config.yaml` on top of `Config`, so a value of the wrong type fails at
+composition; `check` then catches values of the right type that make no sense, with one line
+that names the setting and what it may be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from .data import DATASETS
+from .network import ACTIVATIONS, COSTS, INITS
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be run; the message names the setting and its allowed values."""
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [30])
+    activation: str = "sigmoid"
+    output: str = "sigmoid"
+    cost: str = "quadratic"
+    init: str = "normal"
+    dtype: str = "float64"
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "harness"
+
+
+@dataclass
+class Config:
+    lr: float = 3.0
+    batch_size: Any = 10  # a positive integer or "full"
+    epochs: int = 30
+    seed: int = 0
+    last_batch: str = "keep"  # when m does not divide n: "keep" the short batch or "drop" it
+    divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
+    data: Any = None  # one of the dataset schemas in harness.data.DATASETS
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+store = ConfigStore.instance()
+store.store(name="schema", node=Config)
+for name, schema in DATASETS.items():
+    store.store(group="data", name=f"{name}_schema", node=schema)
+
+LAST_BATCH = ("keep", "drop")
+DTYPES = ("float64", "float32")
+
+
+def _one_of(key: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def check(cfg) -> None:
+    """Raise ConfigError for the first setting that cannot be run."""
+    if not cfg.lr > 0:
+        raise ConfigError(f"lr: {cfg.lr} must be a number > 0")
+    bs = cfg.batch_size
+    if bs != "full" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise ConfigError(f"batch_size: {bs!r} must be an integer >= 1 or 'full'")
+    if cfg.epochs < 1:
+        raise ConfigError(f"epochs: {cfg.epochs} must be an integer >= 1")
+    _one_of("last_batch", cfg.last_batch, LAST_BATCH)
+    if not cfg.divergence_ratio > 1:
+        raise ConfigError(f"divergence_ratio: {cfg.divergence_ratio} must be a number > 1")
+    _one_of("data.name", cfg.data.name, DATASETS)
+    m = cfg.model
+    if any(size < 1 for size in m.hidden):
+        raise ConfigError(f"model.hidden: {list(m.hidden)} must list layer sizes >= 1")
+    _one_of("model.activation", m.activation, ACTIVATIONS)
+    _one_of("model.output", m.output, ACTIVATIONS)
+    _one_of("model.cost", m.cost, COSTS)
+    if m.cost == "cross_entropy" and m.output != "sigmoid":
+        raise ConfigError(f"model.output: {m.output!r} must be 'sigmoid' with model.cost 'cross_entropy'")
+    _one_of("model.init", m.init, INITS)
+    _one_of("model.dtype", m.dtype, DTYPES)
+
+
+def check_batch_size(batch_size: Any, n_train: int) -> None:
+    if batch_size != "full" and batch_size > n_train:
+        raise ConfigError(f"batch_size: {batch_size} is larger than the {n_train} training inputs; "
+                          f"use an integer from 1 to {n_train} or 'full'")
