@@ -54,9 +54,10 @@ class Tracker:
         mlflow.log_metrics(metrics, step=epoch, synchronous=True)
 
     def log_result(self, result: Result, network: Network) -> None:
-        mlflow.set_tag("status", result.status)
+        tags = {"status": result.status}
         if result.diverged_epoch is not None:
-            mlflow.set_tag("diverged_epoch", str(result.diverged_epoch))
+            tags["diverged_epoch"] = str(result.diverged_epoch)
+        mlflow.set_tags(tags)
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
