@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from .data import DATASETS
 from .network import ACTIVATIONS, COSTS, INITS
@@ -34,6 +36,7 @@ class ModelConfig:
 class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "harness"
+    resume: bool = True  # in a sweep, skip a job whose config already has a FINISHED run
 
 
 @dataclass
@@ -44,10 +47,23 @@ class Config:
     seed: int = 0
     last_batch: str = "keep"  # when m does not divide n: "keep" the short batch or "drop" it
     divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
+    blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+
+def per_batch_size(batch_size: Any, table: dict) -> Any:
+    """`lr: ${per_batch_size:${batch_size},{1: 0.3, 10: 3.0, full: 10.0}}`: a value chosen by m,
+    so a sweep over batch_size can pair each m with its own learning rate."""
+    table = {str(m): value for m, value in table.items()}
+    if str(batch_size) not in table:
+        raise ConfigError(f"batch_size: {batch_size!r} has no entry in the per_batch_size table; "
+                          f"allowed: {', '.join(table)}")
+    return table[str(batch_size)]
+
+
+OmegaConf.register_new_resolver("per_batch_size", per_batch_size, replace=True)
 
 store = ConfigStore.instance()
 store.store(name="schema", node=Config)
@@ -65,7 +81,11 @@ def _one_of(key: str, value: Any, allowed) -> None:
 
 def check(cfg) -> None:
     """Raise ConfigError for the first setting that cannot be run."""
-    if not cfg.lr > 0:
+    try:
+        lr = cfg.lr
+    except InterpolationResolutionError as error:
+        raise ConfigError(str(error.__cause__ or error).splitlines()[0]) from None
+    if not lr > 0:
         raise ConfigError(f"lr: {cfg.lr} must be a number > 0")
     bs = cfg.batch_size
     if bs != "full" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
@@ -75,6 +95,8 @@ def check(cfg) -> None:
     _one_of("last_batch", cfg.last_batch, LAST_BATCH)
     if not cfg.divergence_ratio > 1:
         raise ConfigError(f"divergence_ratio: {cfg.divergence_ratio} must be a number > 1")
+    if cfg.blas_threads is not None and cfg.blas_threads < 1:
+        raise ConfigError(f"blas_threads: {cfg.blas_threads} must be an integer >= 1 or null")
     _one_of("data.name", cfg.data.name, DATASETS)
     m = cfg.model
     if any(size < 1 for size in m.hidden):

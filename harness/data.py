@@ -5,10 +5,16 @@ so runs that differ only in `seed` see the same data.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Optional
 
 import numpy as np
+
+from .download import DownloadError, fetch
 
 
 @dataclass(frozen=True)
@@ -129,8 +135,131 @@ class Blobs:
         return Dataset(self.name, "classification", *split_by_sizes(X, Y, self.validation, self.test, self.seed))
 
 
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """The unsigned bytes in a gzipped IDX file: 0, 0, type 0x08, ndim, then ndim big-endian
+    uint32 sizes, then the data in row-major order. Raises ValueError naming the file if it is not
+    one."""
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise ValueError(f"{path} is not a gzip file ({error})") from error
+    start = 4 + 4 * ndim
+    if len(raw) < start or raw[:4] != bytes((0, 0, 0x08, ndim)):
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimensions "
+                         f"(its magic number is 0x{raw[:4].hex()}, expected 0x000008{ndim:02x})")
+    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", ndim, offset=4))
+    if len(raw) - start != np.prod(shape):
+        raise ValueError(f"{path} holds {len(raw) - start} bytes of data, its header says {shape}")
+    return np.frombuffer(raw, np.uint8, offset=start).reshape(shape)
+
+
+def cache_root() -> Path:
+    """The folder holding one subfolder of files per dataset when `data.root` is null:
+    $HARNESS_DATA if set, else harness/ in the user's cache ($XDG_CACHE_HOME or ~/.cache)."""
+    if os.environ.get("HARNESS_DATA"):
+        return Path(os.environ["HARNESS_DATA"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+
+
+@dataclass
+class Mnist:
+    """LeCun, Cortes and Burges' 28×28 handwritten digits, pixels scaled to [0, 1], split as in
+    Nielsen's book: the first 50,000 of the 60,000 training images train, the last 10,000
+    validate, the 10,000 t10k images test. `root` is the folder holding the four gzipped IDX
+    files (null: cache_root()/NAME); missing files are downloaded when `download` is true.
+    `train_size` keeps only the first that many training inputs (null: all 50,000)."""
+
+    name: str = "mnist"
+    root: Optional[str] = None
+    download: bool = True
+    train_size: Optional[int] = None
+
+    FILES: ClassVar = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    MIRRORS: ClassVar = ("https://storage.googleapis.com/cvdf-datasets/mnist/",
+                         "https://ossci-datasets.s3.amazonaws.com/mnist/")
+    # sha256 of the original files as the mirrors serve them (TensorFlow Datasets pins the same);
+    # they check downloads only: a copy gzipped again holds the same images under other bytes
+    SHA256: ClassVar = {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    }
+    TRAIN: ClassVar = 50_000
+
+    def load(self) -> Dataset:
+        if self.train_size is not None and not 1 <= self.train_size <= self.TRAIN:
+            raise _config_error(f"data.train_size: {self.train_size} must be null or an integer from 1 to {self.TRAIN}")
+        folder = self.folder()
+        self.fetch_missing(folder)
+        try:
+            train_X, test_X = (read_idx(folder / name, 3) for name in self.FILES[::2])
+            train_y, test_y = (read_idx(folder / name, 1) for name in self.FILES[1::2])
+        except ValueError as error:
+            raise _config_error(f"data.root: {error}; replace the file or delete it to download it again") from error
+        if (train_X.shape[1:] != (28, 28) or test_X.shape[1:] != (28, 28) or len(train_X) != len(train_y)
+                or len(test_X) != len(test_y) or len(train_X) <= self.TRAIN or max(train_y.max(), test_y.max()) > 9):
+            raise _config_error(f"data.root: {folder} does not hold {self.name}: images {train_X.shape} and "
+                                f"{test_X.shape}, labels {train_y.shape} and {test_y.shape}")
+        X = lambda images: images.reshape(len(images), -1) / 255.0
+        Y = lambda labels: one_hot(labels, 10)
+        n = self.train_size or self.TRAIN
+        return Dataset(self.name, "classification", Split(X(train_X[:n]), Y(train_y[:n])),
+                       Split(X(train_X[self.TRAIN:]), Y(train_y[self.TRAIN:])), Split(X(test_X), Y(test_y)))
+
+    def folder(self) -> Path:
+        return Path(self.root).expanduser() if self.root else cache_root() / self.name
+
+    def fetch_missing(self, folder: Path) -> None:
+        """Download the files not yet in `folder`, if that is allowed and possible."""
+        where = f"data.root: {folder}" if self.root else f"data.root: null (so {folder})"
+        if self.root and not folder.is_dir():
+            raise _config_error(f"{where} is not a folder; set data.root to the folder of the four .gz files")
+        missing = [name for name in self.FILES if not (folder / name).is_file()]
+        if not missing:
+            return
+        if not self.download:
+            raise _config_error(f"{where} lacks {', '.join(missing)}; put the files there or set data.download=true")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _config_error(f"{where} cannot be created ({error.strerror}); set data.root to a writable folder")
+        if not os.access(folder, os.W_OK):
+            raise _config_error(f"{where} is not writable, so {', '.join(missing)} cannot be downloaded; "
+                                f"set data.root to a writable folder or put the files there")
+        for name in missing:
+            try:
+                fetch(name, folder, self.MIRRORS, self.SHA256[name])
+            except DownloadError as error:
+                raise _config_error(f"data.download: {error}; or put the file in {folder} (data.root)") from error
+
+
+def _config_error(message: str) -> ValueError:
+    from .config import ConfigError  # imported here because harness.config imports this module
+
+    return ConfigError(message)
+
+
+@dataclass
+class FashionMnist(Mnist):
+    """Xiao, Rasul and Vollgraf's Zalando article images: the same format, sizes and split as MNIST."""
+
+    name: str = "fashion_mnist"
+
+    MIRRORS: ClassVar = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+    # sha256 of the files as the mirrors serve them (TensorFlow Datasets pins the same)
+    SHA256: ClassVar = {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    }
+
+
 # the settings of each dataset, by the name that `data.name` and `data=NAME` use
-DATASETS = {cls.name: cls for cls in (Digits, Linear, Blobs)}
+DATASETS = {cls.name: cls for cls in (Digits, Linear, Blobs, Mnist, FashionMnist)}
 
 
 def load(settings: dict) -> Dataset:

@@ -8,6 +8,10 @@ with W^l of shape (n_l, n_{l-1}), as in Nielsen's "Neural Networks and Deep Lear
 The cost of a set of n inputs is the mean of per-example costs, C = (1/n) Σₓ C_x, so the
 gradient of a mini-batch is the mean of its per-example gradients. Backpropagation (BP1-BP4)
 runs on the whole mini-batch at once: one matrix product per layer and direction.
+
+Training calls `step` many thousand times on mini-batches of one size, so backpropagation writes
+into buffers kept per batch size (`Workspace`) with in-place operations, and the factor η/m of
+the update is applied once, to δ^L, from where BP2-BP4 carry it into every gradient.
 """
 
 from __future__ import annotations
@@ -21,48 +25,104 @@ from scipy.special import expit
 
 @dataclass(frozen=True)
 class Activation:
-    """σ and its derivative written in terms of the output a = σ(z), so z need not be kept."""
+    """σ, and σ'(z) written in terms of the output a = σ(z) so z need not be kept; both write
+    their result into `out` (which may be their input) and return it."""
 
     name: str
-    f: Callable[[np.ndarray], np.ndarray]
-    prime_from_output: Callable[[np.ndarray], np.ndarray]
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    prime_from_output: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _copy(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if out is not z:
+        np.copyto(out, z)
+    return out
+
+
+def _ones(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    out.fill(1)
+    return out
 
 
 ACTIVATIONS = {
-    "sigmoid": Activation("sigmoid", expit, lambda a: a * (1 - a)),
-    "tanh": Activation("tanh", np.tanh, lambda a: 1 - a * a),
-    "relu": Activation("relu", lambda z: np.maximum(z, 0), lambda a: (a > 0).astype(a.dtype)),
-    "identity": Activation("identity", lambda z: z, np.ones_like),
+    # σ' = a(1 − a)
+    "sigmoid": Activation("sigmoid", lambda z, out: expit(z, out=out),
+                          lambda a, out: np.multiply(a, np.subtract(1, a, out=out), out=out)),
+    # tanh' = 1 − a²
+    "tanh": Activation("tanh", lambda z, out: np.tanh(z, out=out),
+                       lambda a, out: np.subtract(1, np.square(a, out=out), out=out)),
+    # relu' = 1 where a > 0
+    "relu": Activation("relu", lambda z, out: np.maximum(z, 0, out=out), lambda a, out: np.greater(a, 0, out=out)),
+    "identity": Activation("identity", _copy, _ones),
 }
 
 
 @dataclass(frozen=True)
 class Cost:
-    """A per-example cost C_x(a, y), summed over examples, and ∂C_x/∂a."""
+    """A per-example cost C_x(a, y), summed over examples, and ∂C_x/∂a written into `out`.
+    `cancels` names the output activation whose σ'(z^L) the cost's gradient cancels in BP1, so
+    that δ^L = a − y exactly (Nielsen eq. 66), without dividing by a(1 − a)."""
 
     name: str
     total: Callable[[np.ndarray, np.ndarray], float]
-    grad_output: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    grad_output: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    cancels: str | None = None
 
 
 def _cross_entropy_total(a: np.ndarray, y: np.ndarray) -> float:
     # C_x = -Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]   (Nielsen eq. 63); 0·ln 0 taken as 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(y > 0, y * np.log(a), 0.0) + np.where(y < 1, (1 - y) * np.log1p(-a), 0.0)
+        terms = np.where(y > 0, y * np.log(a), 0) + np.where(y < 1, (1 - y) * np.log1p(-a), 0)
     return float(-terms.sum())
 
 
+def _cross_entropy_grad(a: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    # ∂C_x/∂a = (a − y) / (a(1 − a))
+    return np.divide(a - y, a * (1 - a), out=out)
+
+
 COSTS = {
-    # C_x = ½‖y − a‖²   (Nielsen eq. 6)
-    "quadratic": Cost("quadratic", lambda a, y: 0.5 * float(np.sum((a - y) ** 2)), lambda a, y: a - y),
-    "cross_entropy": Cost("cross_entropy", _cross_entropy_total, lambda a, y: (a - y) / (a * (1 - a))),
+    # C_x = ½‖y − a‖²   (Nielsen eq. 6), ∂C_x/∂a = a − y
+    "quadratic": Cost("quadratic", lambda a, y: 0.5 * float(np.sum(np.square(a - y))),
+                      lambda a, y, out: np.subtract(a, y, out=out)),
+    "cross_entropy": Cost("cross_entropy", _cross_entropy_total, _cross_entropy_grad, cancels="sigmoid"),
 }
 
 INITS = ("normal", "scaled")
 
 
+def layer_views(theta: np.ndarray, sizes: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The (W^l, b^l) of every layer as views into one vector θ = (W¹, b¹, ..., W^L, b^L)."""
+    weights, biases, start = [], [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        weights.append(theta[start:start + n_out * n_in].reshape(n_out, n_in))
+        start += n_out * n_in
+        biases.append(theta[start:start + n_out])
+        start += n_out
+    return weights, biases
+
+
+def n_parameters(sizes: Sequence[int]) -> int:
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+class Workspace:
+    """Buffers for backpropagation on mini-batches of m inputs: the activations a^1..a^L, the
+    errors δ^1..δ^L, one scratch array per layer for σ', and the gradient, laid out like θ."""
+
+    def __init__(self, m: int, sizes: Sequence[int], dtype: np.dtype):
+        self.activations = [np.empty((m, n), dtype) for n in sizes[1:]]
+        self.deltas = [np.empty((m, n), dtype) for n in sizes[1:]]
+        self.scratch = [np.empty((m, n), dtype) for n in sizes[1:]]
+        self.gradient = np.empty(n_parameters(sizes), dtype)
+        self.grad_w, self.grad_b = layer_views(self.gradient, sizes)
+
+
 class Network:
-    """Weights W^l and biases b^l of a feed-forward network, with its cost and gradients."""
+    """Weights W^l and biases b^l of a feed-forward network, with its cost and gradients.
+
+    All parameters live in one vector `parameters` (θ); `weights` and `biases` are views into it,
+    so an update of θ is one operation."""
 
     def __init__(
         self,
@@ -74,16 +134,25 @@ class Network:
     ):
         if len(weights) != len(biases) or not weights:
             raise ValueError("weights and biases: need one of each per layer, at least one layer")
-        self.weights = [np.array(w) for w in weights]
-        self.biases = [np.array(b) for b in biases]
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+        weights, biases = [np.asarray(w) for w in weights], [np.asarray(b) for b in biases]
+        for l, (w, b) in enumerate(zip(weights, biases)):
             if w.ndim != 2 or b.shape != (w.shape[0],):
                 raise ValueError(f"layer {l}: weights must be (n_out, n_in) and biases (n_out,)")
-            if l and w.shape[1] != self.weights[l - 1].shape[0]:
-                raise ValueError(f"layer {l}: takes {w.shape[1]} inputs, previous layer gives {self.weights[l - 1].shape[0]}")
+            if l and w.shape[1] != weights[l - 1].shape[0]:
+                raise ValueError(f"layer {l}: takes {w.shape[1]} inputs, previous layer gives {weights[l - 1].shape[0]}")
+            if w.dtype != weights[0].dtype or b.dtype != w.dtype:
+                raise ValueError(f"layer {l}: weights and biases must all have one dtype, found {w.dtype} and {b.dtype}")
+        for key, value, allowed in (("activation", activation, ACTIVATIONS), ("output", output, ACTIVATIONS),
+                                    ("cost", cost, COSTS)):
+            if value not in allowed:
+                raise ValueError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+        self.parameters = np.concatenate([np.concatenate([w.ravel(), b]) for w, b in zip(weights, biases)])
+        self.weights, self.biases = layer_views(self.parameters, [weights[0].shape[1]] + [w.shape[0] for w in weights])
         self.hidden = ACTIVATIONS[activation]
         self.output = ACTIVATIONS[output]
+        self.activations = [self.hidden] * (len(weights) - 1) + [self.output]
         self.cost_function = COSTS[cost]
+        self._workspaces: dict[int, Workspace] = {}
 
     @classmethod
     def from_sizes(
@@ -112,48 +181,75 @@ class Network:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.weights[0].dtype
+        return self.parameters.dtype
 
-    def _activation(self, l: int) -> Activation:
-        return self.output if l == len(self.weights) - 1 else self.hidden
-
-    def forward(self, X: np.ndarray) -> list[np.ndarray]:
-        """Activations a^0 = X, a^1, ..., a^L of every layer."""
-        activations = [X]
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            activations.append(self._activation(l).f(activations[-1] @ w.T + b))
-        return activations
+    def _workspace(self, m: int) -> Workspace:
+        if m not in self._workspaces:
+            if len(self._workspaces) >= 4:  # SGD needs two sizes (m and a short last batch)
+                self._workspaces.clear()
+            self._workspaces[m] = Workspace(m, self.sizes, self.dtype)
+        return self._workspaces[m]
 
     def feedforward(self, X: np.ndarray) -> np.ndarray:
+        """The output a^L for every row of X."""
         a = X
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            a = self._activation(l).f(a @ w.T + b)
+        for w, b, sigma in zip(self.weights, self.biases, self.activations):
+            z = a @ w.T
+            z += b
+            a = sigma.f(z, out=z)
         return a
 
     def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
         """C = (1/n) Σₓ C_x over the n rows of X."""
         return self.cost_function.total(self.feedforward(X), Y) / len(X)
 
+    def _backprop(self, X: np.ndarray, Y: np.ndarray, scale: float) -> Workspace:
+        """Fill a workspace with a^l, scale·δ^l and scale·Σₓ ∂C_x/∂W^l, scale·Σₓ ∂C_x/∂b^l."""
+        work = self._workspace(len(X))
+        a = X
+        for w, b, sigma, z in zip(self.weights, self.biases, self.activations, work.activations):
+            np.matmul(a, w.T, out=z)
+            z += b
+            a = sigma.f(z, out=z)
+        L = len(self.weights) - 1
+        delta = work.deltas[L]
+        if self.cost_function.cancels == self.output.name:
+            np.subtract(a, Y, out=delta)  # BP1 with σ'(z^L) cancelled (eq. 66)
+        else:  # BP1: δ^L = ∇_a C_x ⊙ σ'(z^L)
+            self.cost_function.grad_output(a, Y, out=delta)
+            delta *= self.output.prime_from_output(a, out=work.scratch[L])
+        delta *= self.dtype.type(scale)
+        for l in range(L, -1, -1):
+            below = work.activations[l - 1] if l else X
+            np.matmul(work.deltas[l].T, below, out=work.grad_w[l])  # BP4
+            np.sum(work.deltas[l], axis=0, out=work.grad_b[l])  # BP3
+            if l:  # BP2: δ^{l-1} = (δ^l W^l) ⊙ σ'(z^{l-1})
+                np.matmul(work.deltas[l], self.weights[l], out=work.deltas[l - 1])
+                work.deltas[l - 1] *= self.hidden.prime_from_output(below, out=work.scratch[l - 1])
+        return work
+
     def gradient(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """∂C/∂W^l and ∂C/∂b^l for C the mean cost over the m rows of X, by backpropagation."""
-        activations = self.forward(X)
-        a_out = activations[-1]
-        # BP1, with the 1/m of the mean folded in once
-        delta = self.cost_function.grad_output(a_out, Y) * self.output.prime_from_output(a_out) / len(X)
-        grad_w, grad_b = [], []
-        for l in range(len(self.weights) - 1, -1, -1):
-            grad_w.append(delta.T @ activations[l])  # BP4
-            grad_b.append(delta.sum(axis=0))  # BP3
-            if l:
-                delta = (delta @ self.weights[l]) * self.hidden.prime_from_output(activations[l])  # BP2
-        return grad_w[::-1], grad_b[::-1]
+        """∂C/∂W^l and ∂C/∂b^l for C the mean cost over the m rows of X, by backpropagation,
+        as new arrays."""
+        work = self._backprop(X, Y, 1 / len(X))
+        return [g.copy() for g in work.grad_w], [g.copy() for g in work.grad_b]
+
+    def per_example_sq_norms(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """‖∂C_x/∂θ‖² for each row x of X, over all weights and biases, without forming the
+        per-example gradients: ∂C_x/∂W^l = δ_x^l (a_x^{l-1})ᵀ is an outer product, so its squared
+        norm is ‖δ_x^l‖² ‖a_x^{l-1}‖², and ∂C_x/∂b^l = δ_x^l adds ‖δ_x^l‖²."""
+        work = self._backprop(X, Y, 1.0)
+        sq_norms = np.zeros(len(X))
+        for l, delta in enumerate(work.deltas):
+            below = work.activations[l - 1] if l else X
+            sq_norms += np.einsum("ij,ij->i", delta, delta) * (np.einsum("ij,ij->i", below, below) + 1)
+        return sq_norms
 
     def step(self, X: np.ndarray, Y: np.ndarray, lr: float) -> None:
-        """One gradient-descent update on the mini-batch (X, Y): w → w − η ∂C/∂w, b → b − η ∂C/∂b."""
-        grad_w, grad_b = self.gradient(X, Y)
-        for w, b, gw, gb in zip(self.weights, self.biases, grad_w, grad_b):
-            w -= lr * gw
-            b -= lr * gb
+        """One gradient-descent update on the mini-batch (X, Y): w → w − η ∂C/∂w, b → b − η ∂C/∂b,
+        with ∂C/∂w the mean over the batch (η/m Σₓ ∂C_x/∂w)."""
+        work = self._backprop(X, Y, lr / len(X))
+        np.subtract(self.parameters, work.gradient, out=self.parameters)  # θ → θ − η/m Σₓ ∇C_x
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The class of each row: the index of the most active output neuron."""

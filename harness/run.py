@@ -3,8 +3,13 @@ and track the run. `run` is what `python -m harness` calls for every job of a sw
 
 from __future__ import annotations
 
+import sys
+import traceback
+
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
 from . import data as datasets
 from .config import check, check_batch_size
@@ -28,14 +33,51 @@ def fit(cfg: DictConfig, dataset, network: Network, sampling_rng, on_epoch=lambd
                  divergence_ratio=cfg.divergence_ratio, on_epoch=on_epoch)
 
 
+def job_context() -> tuple[list[str], str | None]:
+    """This job's overrides, and the id of the sweep it belongs to (None for a single run)."""
+    from .sweep import sweep_id
+
+    if not HydraConfig.initialized():
+        return [], None
+    hydra_cfg = HydraConfig.get()
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    return list(hydra_cfg.overrides.task), sweep_id(hydra_cfg) if in_sweep else None
+
+
 def run(cfg: DictConfig) -> dict:
-    """Train and track one job; return its final metrics and status."""
-    from . import tracking
+    """Train and track one job; return its final metrics and status.
+
+    In a sweep, a job whose config already has a FINISHED run is skipped (tracking.resume), and a
+    job that raises is recorded FAILED and reported here, so the other jobs run on."""
+    from . import sweep, tracking
 
     check(cfg)
-    dataset, network, sampling_rng = build(cfg)
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    with tracking.tracked_run(cfg, tracking.run_name(cfg, overrides), {"dataset": dataset.name}) as tracker:
-        result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
-        tracker.log_result(result, network)
+    with threadpool_limits(limits=cfg.blas_threads):
+        dataset, network, sampling_rng = build(cfg)
+        overrides, sweep_id = job_context()
+        tracking.connect(cfg.tracking.uri)
+        experiment = tracking.experiment_id(cfg.tracking.experiment)
+        parent = None
+        if sweep_id is None:  # a sweep's launcher has already closed abandoned runs
+            tracking.close_abandoned(experiment)
+        else:
+            parent = sweep.parent_run(experiment, sweep_id)
+            done = cfg.tracking.resume and tracking.finished_run(experiment, tracking.config_hash(cfg))
+            if done:
+                print(f"skipped: {sweep.run_name(overrides)} already has FINISHED run {done.info.run_id}")
+                return {"status": "skipped"}
+        name = sweep.run_name(overrides) or f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
+        tags = {"dataset": dataset.name, "overrides": " ".join(overrides)}
+        if sweep_id is not None:
+            tags["sweep_id"] = sweep_id
+        try:
+            with tracking.tracked_run(cfg, experiment, name, tags, dataset, parent) as tracker:
+                result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
+                tracker.log_result(result, network)
+        except Exception:
+            if sweep_id is None:
+                raise
+            traceback.print_exc()
+            print(f"failed: {name}; the sweep goes on", file=sys.stderr)
+            return {"status": "failed"}
     return {"status": result.status, **result.final}

@@ -1,20 +1,175 @@
-"""Recording a job as an MLflow run: the resolved config as params and an artifact, the
-per-epoch metrics (one batched call per epoch), the final status and the final weights.
+"""Recording a job as an MLflow run, and keeping the store truthful about it.
+
+A run holds the resolved config (params and the artifact `config.yaml`), the dataset it saw (an
+MLflow dataset input with its digest), per-epoch metrics (one batched call per epoch), its final
+status and weights. It ends FINISHED, FAILED (tag `error`) or KILLED (on SIGINT/SIGTERM); a run
+whose process vanished without ending it (SIGKILL, power loss) is marked KILLED at the next launch,
+found by the host, pid and process start time every run records.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
 import tempfile
+import threading
+import urllib.request
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Iterator
 
 import mlflow
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from .config import ConfigError
+from .data import Dataset
 from .network import Network
 from .train import Result
+
+# MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+# settings that change where or how fast a job runs, not what it computes: left out of the config hash
+EXECUTION_KEYS = ("tracking", "blas_threads")
+DATA_LOCATION_KEYS = ("root", "download")
+
+
+class Killed(BaseException):
+    """SIGINT or SIGTERM arrived: end the open runs KILLED, then stop."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_killed(signum, frame):
+    raise Killed(signum)
+
+
+# runs this process opened outside `tracked_run` (a sweep's parent), ended KILLED if a signal stops it
+open_runs: set[str] = set()
+
+
+def end_open_runs(status: str) -> None:
+    client = MlflowClient()
+    for run_id in open_runs:
+        client.set_terminated(run_id, status)
+    open_runs.clear()
+
+
+def stop_on_signals() -> None:
+    """Turn SIGINT and SIGTERM into Killed, so the run in progress can be ended KILLED."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _raise_killed)
+
+
+def connect(uri: str) -> None:
+    """Point MLflow at the store; an unreachable server is a one-line error within seconds."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise ConfigError(f"tracking.uri: cannot reach the MLflow server at {uri} ({reason}); "
+                              f"start it (`mlflow server`) or use tracking=sqlite") from None
+    mlflow.set_tracking_uri(uri)
+
+
+def experiment_id(name: str) -> str:
+    """The id of the named experiment, created (with the store) if it does not exist yet."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """sha256 of what the job computes: the resolved config without where it runs or is tracked,
+    so the same study matches across stores and machines; the seed is part of it."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in EXECUTION_KEYS:
+        resolved.pop(key, None)
+    for key in DATA_LOCATION_KEYS:
+        (resolved.get("data") or {}).pop(key, None)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), "" if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the command name
+
+
+def process_alive(pid: int, start: str) -> bool:
+    if Path("/proc/self/stat").exists():
+        return process_start(pid) == start != ""  # a reused pid has another start time
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": str(pid), "process_start": process_start(pid)}
+
+
+@cache
+def git_tags() -> dict[str, str]:
+    """The commit of the harness code, and whether it had uncommitted changes, if it is a git checkout."""
+    folder = Path(__file__).resolve().parent
+    git = lambda *args: subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+    try:
+        commit = git("rev-parse", "HEAD")
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if commit.returncode != 0:
+        return {}
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(dirty)).lower()}
+
+
+def close_abandoned(experiment: str) -> list[str]:
+    """Mark KILLED each RUNNING run of this host whose process is gone; return their ids."""
+    client, host = MlflowClient(), socket.gethostname()
+    running = client.search_runs([experiment], f"attributes.status = 'RUNNING' and tags.host = '{host}'",
+                                 max_results=10_000)
+    closed = []
+    for run in running:
+        tags = run.data.tags
+        if "pid" in tags and not process_alive(int(tags["pid"]), tags.get("process_start", "")):
+            client.set_tag(run.info.run_id, "error", f"process {tags['pid']} on {host} ended without closing the run")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+def finished_run(experiment: str, digest: str):
+    """A FINISHED run of this experiment with this config hash, or None."""
+    runs = MlflowClient().search_runs([experiment], f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}'",
+                                      max_results=1)
+    return runs[0] if runs else None
 
 
 def flatten(node, prefix: str = "") -> dict[str, str]:
@@ -29,21 +184,31 @@ def flatten(node, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def run_name(cfg: DictConfig, overrides: list[str]) -> str:
-    """The overrides that make this run differ from the defaults, or its key settings."""
-    return ",".join(overrides) or f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
-
-
 @contextmanager
-def tracked_run(cfg: DictConfig, name: str, tags: dict[str, str]) -> Iterator["Tracker"]:
-    """An MLflow run holding the resolved config; FAILED if the body raises."""
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    mlflow.set_experiment(cfg.tracking.experiment)
+def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str], dataset: Dataset,
+                parent_run_id: str | None = None) -> Iterator["Tracker"]:
+    """An MLflow run holding the resolved config and the dataset; FAILED with tag `error` if the
+    body raises, KILLED on SIGINT/SIGTERM, FINISHED otherwise."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    with mlflow.start_run(run_name=name, tags=tags) as run:
+    tags = {**tags, **process_tags(), **git_tags(), "config_hash": config_hash(cfg)}
+    stop_on_signals()
+    run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
+    try:
         mlflow.log_params(flatten(resolved))
         mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+        data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
+                                      digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
+        mlflow.log_input(data, context="training")
         yield Tracker(run.info.run_id)
+    except Killed as signal_received:
+        mlflow.set_tag("error", f"killed by {signal_received}")
+        mlflow.end_run("KILLED")
+        raise
+    except Exception as error:
+        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
 
 
 class Tracker:

@@ -2,7 +2,8 @@
 
 An epoch is one pass over the n training inputs. Stochastic gradient descent draws a new random
 order every epoch (sampling without replacement) and steps once per mini-batch of m inputs;
-full-batch gradient descent (`batch_size="full"`) steps once per epoch on all n inputs.
+full-batch gradient descent (`batch_size="full"`) steps once per epoch on all n inputs, on the
+training arrays themselves (no shuffled copy: the mean gradient does not depend on the order).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .data import Dataset, Split
+from .measure import Measurements, gradient_norm, noise_scale
 from .network import Network
+
+Series = dict[str, list[tuple[int, float]]]  # per-step measurements by name: [(step, value), ...]
 
 
 @dataclass
@@ -23,6 +27,7 @@ class Result:
     status: str  # "finished" or "diverged"
     history: list[dict] = field(default_factory=list)  # one dict of metrics per epoch, epoch 0 = initial
     diverged_epoch: int | None = None
+    series: Series = field(default_factory=dict)  # batch_cost, noise_scale: (step, value), step = updates made
 
     @property
     def final(self) -> dict:
@@ -43,12 +48,17 @@ def batch_bounds(n: int, m: int, last_batch: str) -> list[tuple[int, int]]:
 
 
 def mini_batches(train: Split, m: int, rng: np.random.Generator, last_batch: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of mini-batches, drawn without replacement in a fresh random order."""
+    """One epoch of mini-batches, drawn without replacement in a fresh random order. Each batch is
+    gathered into the same two buffers (a shuffled copy of the whole set would cost more than the
+    steps for small m), so a batch is valid only until the next one is drawn."""
     order = rng.permutation(len(train))
-    # one gather per epoch makes every mini-batch a contiguous slice
-    X, Y = train.X[order], train.Y[order]
+    X = np.empty((m, train.X.shape[1]), train.X.dtype)
+    Y = np.empty((m, train.Y.shape[1]), train.Y.dtype)
     for start, stop in batch_bounds(len(train), m, last_batch):
-        yield X[start:stop], Y[start:stop]
+        size = stop - start
+        np.take(train.X, order[start:stop], axis=0, out=X[:size])
+        np.take(train.Y, order[start:stop], axis=0, out=Y[:size])
+        yield X[:size], Y[:size]
 
 
 def evaluate(network: Network, data: Dataset) -> dict:
@@ -77,37 +87,69 @@ def train(
     rng: np.random.Generator,
     last_batch: str = "keep",
     divergence_ratio: float = 1e4,
-    on_epoch: Callable[[int, dict], None] = lambda epoch, metrics: None,
+    measure: Measurements = Measurements(),
+    on_epoch: Callable[[int, dict, Series], None] = lambda epoch, metrics, series: None,
 ) -> Result:
-    """Train `network` in place and return its per-epoch history; stop early if it diverges."""
+    """Train `network` in place and return its per-epoch history; stop early if it diverges.
+
+    After each epoch, `on_epoch(epoch, metrics, series)` gets that epoch's metrics and the per-step
+    measurements made during it. `train_time` counts the updates and the sampling only."""
+    data = data.astype(network.dtype)  # float32 stays float32: no array of the run is upcast
     n = len(data.train)
     result = Result("finished")
     steps = examples = 0
     train_time = 0.0
+    probe_rng = rng.spawn(1)[0] if measure.noise_scale_every else None  # leaves `rng`'s draws as they are
 
-    def record(epoch: int, metrics: dict) -> None:
+    def evaluate_all() -> dict:
+        metrics = evaluate(network, data)
+        if measure.grad_norm:
+            metrics["grad_norm"] = gradient_norm(network, data.train.X, data.train.Y)
+        return metrics
+
+    def record(epoch: int, metrics: dict, series: Series) -> None:
         metrics.update(steps=steps, examples=examples, train_time=train_time)
         result.history.append(metrics)
-        on_epoch(epoch, metrics)
+        for name, points in series.items():
+            result.series.setdefault(name, []).extend(points)
+        on_epoch(epoch, metrics, series)
 
-    record(0, evaluate(network, data))
+    def measure_step(X: np.ndarray, Y: np.ndarray, series: Series) -> None:
+        """The measurements due at update number `steps + 1`, before it is made."""
+        due = lambda every: every and (steps + 1) % every == 0
+        values = {}
+        if due(measure.batch_cost_every):
+            values["batch_cost"] = network.cost(X, Y)
+        if due(measure.noise_scale_every):
+            probe = probe_rng.choice(n, min(measure.noise_probe, n), replace=False)
+            values["noise_scale"] = noise_scale(network, data.train.X[probe], data.train.Y[probe])
+        for name, value in values.items():
+            if value is not None and math.isfinite(value):  # never a NaN or inf in the record
+                series.setdefault(name, []).append((steps + 1, value))
+
+    measuring = measure.batch_cost_every or measure.noise_scale_every
+    errors_ignored = dict(over="ignore", invalid="ignore", under="ignore", divide="ignore")
+    with np.errstate(**errors_ignored):
+        record(0, evaluate_all(), {})
     initial_cost = result.history[0]["train_cost"]
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            if batch_size == "full":
-                network.step(data.train.X, data.train.Y, lr)
-                steps, examples = steps + 1, examples + n
-            else:
-                for X, Y in mini_batches(data.train, batch_size, rng, last_batch):
-                    network.step(X, Y, lr)
-                    steps, examples = steps + 1, examples + len(X)
-        train_time += time.perf_counter() - start
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            metrics = evaluate(network, data)
-        if diverged(metrics["train_cost"], initial_cost, divergence_ratio):
+        series: Series = {}
+        start, measure_time = time.perf_counter(), 0.0
+        full = [(data.train.X, data.train.Y)] if batch_size == "full" else None
+        with np.errstate(**errors_ignored):
+            for X, Y in full or mini_batches(data.train, batch_size, rng, last_batch):
+                if measuring:
+                    measure_start = time.perf_counter()
+                    measure_step(X, Y, series)
+                    measure_time += time.perf_counter() - measure_start
+                network.step(X, Y, lr)
+                steps, examples = steps + 1, examples + len(X)
+        train_time += time.perf_counter() - start - measure_time
+        with np.errstate(**errors_ignored):
+            metrics = evaluate_all()
+        if diverged(metrics["train_cost"], initial_cost, divergence_ratio) or not all(map(math.isfinite, metrics.values())):
             result.status = "diverged"
             result.diverged_epoch = epoch
             break
-        record(epoch, metrics)
+        record(epoch, metrics, series)
     return result

@@ -1,0 +1,72 @@
+"""What tracking costs: one MNIST run ([784, 30, 10], m = 10, 30 epochs) trained with and without
+MLflow tracking in the same process, from the same seed; prints both times and the overhead.
+Target: at most 3%. Reads MNIST from ../shared/data/mnist beside the repository (or --mnist),
+else synthetic data of MNIST's shape. The store is created before timing, as a user's store is.
+
+    python benchmarks/tracking_overhead.py               # the issue's setting, a few minutes
+    python benchmarks/tracking_overhead.py --epochs 3    # a quick check
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness import tracking
+from harness.__main__ import CONF
+from harness.data import Dataset, Split, load, one_hot
+from harness.network import Network
+from harness.run import fit
+from harness.train import random_streams
+
+MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+
+
+def synthetic() -> Dataset:
+    """Random inputs and labels of MNIST's shape and split sizes."""
+    rng = np.random.default_rng(0)
+    split = lambda n: Split(rng.random((n, 784)), one_hot(rng.integers(10, size=n), 10))
+    return Dataset("mnist_shaped", "classification", split(50_000), split(10_000), split(10_000))
+
+
+def timed_run(cfg, dataset: Dataset, experiment: str | None) -> float:
+    """Seconds to train one run from the config's seed, tracked when `experiment` is given."""
+    init_rng, sampling_rng = random_streams(cfg.seed)
+    network = Network.from_sizes([dataset.n_in, *cfg.model.hidden, dataset.n_out], seed=init_rng)
+    start = time.perf_counter()
+    if experiment is None:
+        fit(cfg, dataset, network, sampling_rng)
+    else:
+        with tracking.tracked_run(cfg, experiment, "overhead", {}, dataset) as tracker:
+            result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
+            tracker.log_result(result, network)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--mnist", type=Path, default=MNIST)
+    args = parser.parse_args()
+    real = (args.mnist / "train-images-idx3-ubyte.gz").is_file()
+    with tempfile.TemporaryDirectory() as folder, initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["data=mnist", f"data.root={args.mnist}", "data.download=false",
+                                           "model.hidden=[30]", "lr=3.0", "batch_size=10", f"epochs={args.epochs}",
+                                           f"tracking.uri=sqlite:///{folder}/mlflow.db"])
+        dataset = load(OmegaConf.to_container(cfg.data)) if real else synthetic()
+        tracking.connect(cfg.tracking.uri)
+        experiment = tracking.experiment_id("overhead")
+        off = timed_run(cfg, dataset, None)
+        on = timed_run(cfg, dataset, experiment)
+    print(f"{'MNIST' if real else 'synthetic data of MNIST shape'}, [784, 30, 10], m = 10, {args.epochs} epochs")
+    print(f"tracking off: {off:.2f} s")
+    print(f"tracking on:  {on:.2f} s")
+    print(f"overhead:     {100 * (on - off) / off:+.1f}%  (target ≤ 3%)")
+
+
+if __name__ == "__main__":
+    main()

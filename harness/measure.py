@@ -1,0 +1,46 @@
+"""Optional measurements of a training run beyond the per-epoch costs: the mini-batch cost every k
+steps, the norm of the full training gradient each epoch, and the gradient noise scale
+B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training")
+every k steps. All are off by default; none of them draws from the sampling stream, so turning
+one on does not change the run's trajectory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+
+@dataclass
+class Measurements:
+    batch_cost_every: int = 0  # log the mini-batch cost C on the batch before every k-th update; 0: never
+    grad_norm: bool = False  # log ‖∂C/∂θ‖ of the whole training set at the end of each epoch
+    noise_scale_every: int = 0  # estimate B_simple after every k-th update; 0: never
+    noise_probe: int = 100  # B, the inputs of the probe batch for B_simple (at least 2)
+
+
+def squared_norm(gradient: tuple[list[np.ndarray], list[np.ndarray]]) -> float:
+    """‖∂C/∂θ‖² over every weight and bias, summed in float64."""
+    grad_w, grad_b = gradient
+    return float(sum(np.sum(np.square(g, dtype=np.float64)) for g in grad_w + grad_b))
+
+
+def gradient_norm(network: Network, X: np.ndarray, Y: np.ndarray) -> float:
+    """‖∂C/∂θ‖ for C the mean cost over the rows of X."""
+    return float(np.sqrt(squared_norm(network.gradient(X, Y))))
+
+
+def noise_scale(network: Network, X: np.ndarray, Y: np.ndarray) -> float | None:
+    """B_simple = tr(Σ)/|G|² estimated from the B per-example gradients g_x of a probe batch, with
+    the unbiased estimators of McCandlish et al. (app. A.1, with B_small = 1 and B_big = B):
+    tr(Σ) is the sum of the per-parameter sample variances, (Σₓ|g_x|² − B|ḡ|²)/(B − 1), and since
+    E|ḡ|² = |G|² + tr(Σ)/B, |G|² is estimated by |ḡ|² − tr(Σ)/B. None when that estimate is not
+    positive (the gradient is lost in the noise), where B_simple is undefined."""
+    B = len(X)
+    mean_sq = squared_norm(network.gradient(X, Y))
+    trace = (float(np.sum(network.per_example_sq_norms(X, Y))) - B * mean_sq) / (B - 1)
+    signal = mean_sq - trace / B
+    return trace / signal if signal > 0 else None

@@ -1,0 +1,161 @@
+"""Each figure function on a synthetic sweep: its axes labels, its lines, its diverged markers."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import figures, summary
+from analysis.loader import AnalysisError
+
+N = 1000  # training inputs of the synthetic sweep
+LRS = [0.1, 1.0, 10.0]
+BATCH_SIZES = [10, 100, "full"]
+SEEDS = [0, 1, 2]
+EPOCHS = 10
+DIVERGED = {(10, 10.0): SEEDS, (100, 10.0): [0]}  # (batch_size, lr): seeds that diverge at epoch 4
+
+
+def synthetic_runs() -> pd.DataFrame:
+    """A sweep in the loader's layout: cost C(e) = 0.5 exp(-r e) with a rate r growing with lr and
+    with the updates per epoch; the runs in DIVERGED stop after epoch 3, as the harness stops them."""
+    rows = []
+    for batch_size in BATCH_SIZES:
+        updates = 1 if batch_size == "full" else math.ceil(N / batch_size)
+        for lr in LRS:
+            for seed in SEEDS:
+                diverged = seed in DIVERGED.get((batch_size, lr), [])
+                rate = 0.02 * lr * updates ** 0.5 * (1 + 0.05 * seed)
+                run = {"run_id": f"{batch_size}-{lr}-{seed}", "run_name": "", "status": "FINISHED",
+                       "diverged": diverged, "diverged_epoch": 4 if diverged else None, "parent_run_id": "sweep",
+                       "lr": lr, "batch_size": batch_size, "seed": seed, "epochs": EPOCHS}
+                for epoch in range(4 if diverged else EPOCHS + 1):
+                    cost = 0.5 * math.exp(-rate * epoch)
+                    values = {"train_cost": cost, "validation_accuracy": 1 - 0.9 * cost / 0.5,
+                              "steps": updates * epoch, "examples": N * epoch,
+                              "train_time": 0.01 * epoch * (1 + 0.1 * seed) * (1 if batch_size == "full" else 3)}
+                    rows += [{**run, "metric": k, "step": epoch, "value": v} for k, v in values.items()]
+    frame = pd.DataFrame(rows)
+    frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return synthetic_runs()
+
+
+def lines(ax, gid):
+    return [line for line in ax.get_lines() if line.get_gid() == gid]
+
+
+def test_convergence_has_one_panel_per_batch_size_and_one_mean_line_per_stable_lr(runs):
+    figure = figures.convergence(runs)
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["m = 10", "m = 100", "full batch (GD)"]
+    # m=10: lr=10 diverged on every seed, so 2 means; m=100 and full: 3 means
+    assert [len(lines(ax, "mean")) for ax in axes] == [2, 3, 3]
+    assert all(ax.get_xlabel() == "epoch" for ax in axes)
+    assert axes[0].get_ylabel() == "training cost C"
+
+
+def test_convergence_marks_each_diverged_run_at_its_last_finite_point(runs):
+    axes = figures.convergence(runs).axes
+    markers = [line for ax in axes for line in lines(ax, "diverged")]
+    assert len(markers) == 4  # 3 seeds at (10, lr=10) and 1 at (100, lr=10)
+    last_cost = runs[(runs.run_id == "10-10.0-0") & (runs.metric == "train_cost") & (runs.step == 3)].value.item()
+    assert any(np.allclose(line.get_ydata(), [last_cost]) and line.get_xdata()[0] == 3 for line in markers)
+
+
+def test_convergence_line_is_the_geometric_mean_over_seeds_on_a_log_cost_axis(runs):
+    ax = figures.convergence(runs).axes[1]  # m = 100
+    mean = lines(ax, "mean")[0]  # lr = 0.1
+    seeds = runs[(runs.batch_size == 100) & (runs.lr == 0.1) & (runs.metric == "train_cost") & (runs.step == 5)].value
+    assert mean.get_ydata()[5] == pytest.approx(np.exp(np.log(seeds).mean()))
+
+
+@pytest.mark.parametrize("x, label", [("steps", "updates (parameter steps)"), ("examples", "examples seen"),
+                                      ("train_time", "training time (s)")])
+def test_convergence_against_cost_measures_labels_their_unit(runs, x, label):
+    assert figures.convergence(runs, x=x).axes[0].get_xlabel() == label
+
+
+def test_convergence_against_updates_uses_a_log_axis_as_they_span_decades_between_batch_sizes(runs):
+    assert figures.convergence(runs, x="steps").axes[0].get_xscale() == "symlog"
+
+
+def test_convergence_uses_a_log_cost_axis_when_the_cost_spans_decades(runs):
+    assert figures.convergence(runs).axes[0].get_yscale() == "log"
+
+
+def test_convergence_of_an_untracked_metric_is_a_one_line_error(runs):
+    with pytest.raises(AnalysisError, match="metric 'nope' not tracked"):
+        figures.convergence(runs, metric="nope")
+
+
+def test_heatmaps_show_final_cost_and_best_accuracy_with_diverged_cells_hatched(runs):
+    figure = figures.final_heatmaps(runs)
+    cost_ax, accuracy_ax = [ax for ax in figure.axes if ax.get_title()]
+    assert cost_ax.get_title() == "final training cost C"
+    assert accuracy_ax.get_title() == "best validation accuracy (fraction correct)"
+    assert cost_ax.get_xlabel() == "learning rate η" and cost_ax.get_ylabel() == "mini-batch size m"
+    hatched = [p for p in cost_ax.patches if p.get_gid() == "diverged"]
+    assert len(hatched) == 1  # only (10, lr=10) diverged on every seed
+    texts = [t.get_text() for t in cost_ax.texts]
+    assert "diverged" in texts and any("(1/3 div.)" in t for t in texts)
+
+
+def test_heatmap_cell_is_the_mean_final_cost_over_seeds(runs):
+    cost_ax = figures.final_heatmaps(runs).axes[0]
+    final = runs[(runs.batch_size == "full") & (runs.lr == 1.0) & (runs.metric == "train_cost") & (runs.step == EPOCHS)]
+    assert f"{final.value.mean():.3g}" in [t.get_text() for t in cost_ax.texts]
+
+
+def test_final_vs_lr_draws_one_line_per_batch_size_and_marks_diverging_lrs(runs):
+    ax = figures.final_vs_lr(runs).axes[0]
+    assert ax.get_xlabel() == "learning rate η" and ax.get_ylabel() == "final training cost C"
+    assert ax.get_xscale() == "log"
+    assert len([c for c in ax.containers if c.get_label().startswith(("m =", "full"))]) == 3
+    markers = lines(ax, "diverged")
+    assert sorted(line.get_xdata()[0] for line in markers) == [10.0, 10.0]  # at lr=10 for m=10 and m=100
+
+
+def test_steps_to_target_is_log_log_with_a_slope_minus_one_line(runs):
+    figure = figures.steps_to_target(runs, target_cost=0.1)
+    ax = figure.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "mini-batch size m" and ax.get_ylabel() == "updates to reach the target"
+    (ideal,) = lines(ax, "ideal")
+    (x0, x1), (y0, y1) = ideal.get_xdata(), ideal.get_ydata()
+    assert math.log(y1 / y0) / math.log(x1 / x0) == pytest.approx(-1)
+
+
+def test_steps_to_target_picks_the_fastest_stable_lr_for_each_batch_size(runs):
+    reached = summary.to_target(runs, "train_cost", 0.3)
+    best = summary.fastest_to_target(reached).set_index("batch_size")
+    # m=100: lr=10 is fastest but one of its seeds diverged, so lr=1 is the best stable one
+    assert best.lr.to_dict() == {10: 1.0, 100: 1.0, "full": 10.0}
+    # full batch, lr=10, seed 0: rate 0.2 reaches 0.3 = 0.5 exp(-0.2 e) at e = ln(5/3) / 0.2 updates
+    seed0 = reached[(reached.batch_size == "full") & (reached.lr == 10.0) & (reached.seed == 0)].steps_to_target.item()
+    assert seed0 == pytest.approx(math.log(5 / 3) / 0.2, rel=0.02)
+
+
+def test_steps_to_target_marks_batch_sizes_that_never_reach_it(runs):
+    ax = figures.steps_to_target(runs, target_cost=1e-6).axes[0]
+    assert len(lines(ax, "diverged")) == 3
+    assert [t.get_text() for t in ax.texts].count("not reached") == 3
+
+
+def test_gd_vs_sgd_compares_batch_sizes_at_their_best_lr_against_examples_and_time(runs):
+    figure = figures.gd_vs_sgd(runs)
+    examples_ax, time_ax = figure.axes[:2]
+    assert examples_ax.get_xlabel() == "examples seen" and time_ax.get_xlabel() == "training time (s)"
+    assert [line.get_label() for line in lines(examples_ax, "mean")] == [
+        "m = 10, η = 1", "m = 100, η = 1", "full batch (GD), η = 10"]
+
+
+def test_save_writes_png_and_pdf(runs, tmp_path):
+    paths = figures.save(figures.final_vs_lr(runs), tmp_path / "final_vs_lr")
+    assert [p.name for p in paths] == ["final_vs_lr.png", "final_vs_lr.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"

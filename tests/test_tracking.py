@@ -1,0 +1,51 @@
+"""The pieces of sweep tracking that need no command line: config hashes, run names, choices, processes."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from harness.__main__ import CONF, unknown_choice
+from harness.config import ConfigError, check
+from harness.sweep import run_name
+from harness.tracking import config_hash, process_alive, process_start
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_config_hash_ignores_where_the_run_is_tracked_and_where_data_lives():
+    assert config_hash(config()) == config_hash(config("tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x",
+                                                       "blas_threads=1"))
+    assert config_hash(config("data=mnist")) == config_hash(config("data=mnist", "data.root=/somewhere"))
+
+
+def test_config_hash_changes_with_the_seed():
+    assert config_hash(config("seed=0")) != config_hash(config("seed=1"))
+
+
+def test_run_name_keeps_what_the_job_computes():
+    assert run_name(["lr=3", "launcher=parallel", "+experiment=lr_sweep", "data.root=/d", "seed=0"]) == "lr=3,seed=0"
+
+
+def test_unknown_group_choice_is_one_line_naming_the_options():
+    assert unknown_choice(["-m", "lr=1", "model=default,big"]) == "model: 'big' is not one of default, linear"
+    assert unknown_choice(["data=digits", "hydra/launcher=joblib"]) is None
+
+
+def test_lr_per_batch_size_without_an_entry_for_m_is_a_config_error():
+    cfg = config("+experiment=batch_size_sweep", "batch_size=7")
+    with pytest.raises(ConfigError, match="batch_size: 7 has no entry in the per_batch_size table; allowed: 1, 3, 10"):
+        check(cfg)
+
+
+def test_a_finished_process_is_not_alive():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    start = process_start(child.pid)
+    assert process_alive(child.pid, start)
+    child.kill()
+    child.wait()
+    assert not process_alive(child.pid, start)
