@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Rectangle
 
 from . import summary
 from .summary import CONFIG, batch_label, batch_sizes
@@ -248,7 +248,8 @@ def final_vs_lr(runs: pd.DataFrame, metric: str = "train_cost") -> Figure:
     handles = ax.get_legend_handles_labels()[0] + ([diverged_handle(n_diverged)] if n_diverged else [])
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")
     figure.suptitle(f"Final {short_label(metric)} vs learning rate")
-    ax.set_title(f"{seeds_note(table, 'bars', geometric)}; × k/n: k of n runs diverged", fontsize=8)
+    marks = "; × k/n: k of n runs diverged" if table.diverged.any() else ""
+    ax.set_title(seeds_note(table, "bars", geometric) + marks, fontsize=8)
     return figure
 
 

@@ -1,7 +1,7 @@
 """Training speed of the harness on MNIST [784, 30, 10], against a per-example reference loop and
 against the machine's matrix-multiply peak, all measured in this run.
 
-    python benchmarks/speed.py [--repeats 3] [--loop-examples 2000]
+    python benchmarks/speed.py [--repeats 5] [--loop-examples 2000]
 
 For m = 1, 10, 100, 1000 and full batch it prints examples/s of `harness.train.train` (its
 `train_time`, evaluation excluded, sampling included) and of `BookNetwork` below, which trains
@@ -153,7 +153,7 @@ def check_reference_agrees(data: Dataset) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is kept")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the best is kept")
     parser.add_argument("--loop-examples", type=int, default=2000, help="inputs the reference loop trains on")
     parser.add_argument("--examples", type=int, default=10_000,
                         help="inputs of one timed harness epoch for m < 1000 (all 50,000 for m >= 1000 and full)")

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from .data import DATASETS
+from .measure import Measurements
 from .network import ACTIVATIONS, COSTS, INITS
 
 
@@ -51,6 +52,7 @@ class Config:
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    measure: Measurements = field(default_factory=Measurements)  # optional measurements, off by default
 
 
 def per_batch_size(batch_size: Any, table: dict) -> Any:
@@ -108,6 +110,11 @@ def check(cfg) -> None:
         raise ConfigError(f"model.output: {m.output!r} must be 'sigmoid' with model.cost 'cross_entropy'")
     _one_of("model.init", m.init, INITS)
     _one_of("model.dtype", m.dtype, DTYPES)
+    for key in ("batch_cost_every", "noise_scale_every"):
+        if cfg.measure[key] < 0:
+            raise ConfigError(f"measure.{key}: {cfg.measure[key]} must be an integer >= 0 (0: off)")
+    if cfg.measure.noise_probe < 2:
+        raise ConfigError(f"measure.noise_probe: {cfg.measure.noise_probe} must be an integer >= 2")
 
 
 def check_batch_size(batch_size: Any, n_train: int) -> None:

@@ -33,14 +33,19 @@ def gradient_norm(network: Network, X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.sqrt(squared_norm(network.gradient(X, Y))))
 
 
-def noise_scale(network: Network, X: np.ndarray, Y: np.ndarray) -> float | None:
-    """B_simple = tr(Σ)/|G|² estimated from the B per-example gradients g_x of a probe batch, with
-    the unbiased estimators of McCandlish et al. (app. A.1, with B_small = 1 and B_big = B):
-    tr(Σ) is the sum of the per-parameter sample variances, (Σₓ|g_x|² − B|ḡ|²)/(B − 1), and since
-    E|ḡ|² = |G|² + tr(Σ)/B, |G|² is estimated by |ḡ|² − tr(Σ)/B. None when that estimate is not
-    positive (the gradient is lost in the noise), where B_simple is undefined."""
+def gradient_noise(network: Network, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """Unbiased estimates of tr(Σ) and |G|² from the B per-example gradients g_x of a probe batch
+    (McCandlish et al., app. A.1, with B_small = 1 and B_big = B), where G is the true gradient
+    and Σ the covariance of per-example gradients: tr(Σ) is the sum of the per-parameter sample
+    variances, (Σₓ|g_x|² − B|ḡ|²)/(B − 1), and since E|ḡ|² = |G|² + tr(Σ)/B, |G|² ≈ |ḡ|² − tr(Σ)/B."""
     B = len(X)
     mean_sq = squared_norm(network.gradient(X, Y))
     trace = (float(np.sum(network.per_example_sq_norms(X, Y))) - B * mean_sq) / (B - 1)
-    signal = mean_sq - trace / B
+    return trace, mean_sq - trace / B
+
+
+def noise_scale(network: Network, X: np.ndarray, Y: np.ndarray) -> float | None:
+    """B_simple = tr(Σ)/|G|² from a probe batch; None when the estimate of |G|² is not positive
+    (the gradient is lost in the noise), where B_simple is undefined."""
+    trace, signal = gradient_noise(network, X, Y)
     return trace / signal if signal > 0 else None

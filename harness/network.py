@@ -70,9 +70,12 @@ class Cost:
 
 
 def _cross_entropy_total(a: np.ndarray, y: np.ndarray) -> float:
-    # C_x = -Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]   (Nielsen eq. 63); 0·ln 0 taken as 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(y > 0, y * np.log(a), 0) + np.where(y < 1, (1 - y) * np.log1p(-a), 0)
+    # C_x = -Σ_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)]   (Nielsen eq. 63); 0·ln 0 taken as 0.
+    # An output σ(z) that rounded to exactly 0 or 1 counts as the nearest number inside (0, 1),
+    # so a saturated wrong output costs about -ln ε (36.7 in float64) rather than infinity.
+    finfo = np.finfo(a.dtype)
+    a = np.clip(a, finfo.tiny, 1 - finfo.epsneg)
+    terms = np.where(y > 0, y * np.log(a), 0) + np.where(y < 1, (1 - y) * np.log1p(-a), 0)
     return float(-terms.sum())
 
 
@@ -206,9 +209,10 @@ class Network:
     def _backprop(self, X: np.ndarray, Y: np.ndarray, scale: float) -> Workspace:
         """Fill a workspace with a^l, scale·δ^l and scale·Σₓ ∂C_x/∂W^l, scale·Σₓ ∂C_x/∂b^l."""
         work = self._workspace(len(X))
+        X, Y = np.asarray(X, self.dtype), np.asarray(Y, self.dtype)  # the network's dtype throughout
         a = X
         for w, b, sigma, z in zip(self.weights, self.biases, self.activations, work.activations):
-            np.matmul(a, w.T, out=z)
+            np.dot(a, w.T, out=z)  # np.dot: BLAS for every shape, where matmul is slow for m = 1
             z += b
             a = sigma.f(z, out=z)
         L = len(self.weights) - 1
@@ -221,10 +225,10 @@ class Network:
         delta *= self.dtype.type(scale)
         for l in range(L, -1, -1):
             below = work.activations[l - 1] if l else X
-            np.matmul(work.deltas[l].T, below, out=work.grad_w[l])  # BP4
-            np.sum(work.deltas[l], axis=0, out=work.grad_b[l])  # BP3
+            np.dot(work.deltas[l].T, below, out=work.grad_w[l])  # BP4
+            np.add.reduce(work.deltas[l], axis=0, out=work.grad_b[l])  # BP3
             if l:  # BP2: δ^{l-1} = (δ^l W^l) ⊙ σ'(z^{l-1})
-                np.matmul(work.deltas[l], self.weights[l], out=work.deltas[l - 1])
+                np.dot(work.deltas[l], self.weights[l], out=work.deltas[l - 1])
                 work.deltas[l - 1] *= self.hidden.prime_from_output(below, out=work.scratch[l - 1])
         return work
 

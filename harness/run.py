@@ -28,9 +28,10 @@ def build(cfg: DictConfig):
     return dataset, network, sampling_rng
 
 
-def fit(cfg: DictConfig, dataset, network: Network, sampling_rng, on_epoch=lambda epoch, metrics: None) -> Result:
+def fit(cfg: DictConfig, dataset, network: Network, sampling_rng,
+        on_epoch=lambda epoch, metrics, series: None) -> Result:
     return train(network, dataset, cfg.lr, cfg.batch_size, cfg.epochs, sampling_rng, last_batch=cfg.last_batch,
-                 divergence_ratio=cfg.divergence_ratio, on_epoch=on_epoch)
+                 divergence_ratio=cfg.divergence_ratio, measure=cfg.measure, on_epoch=on_epoch)
 
 
 def job_context() -> tuple[list[str], str | None]:

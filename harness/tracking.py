@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.request
 from contextlib import contextmanager
 from functools import cache
@@ -25,6 +26,8 @@ from typing import Iterator
 
 import mlflow
 import numpy as np
+import pandas as pd
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
@@ -215,14 +218,20 @@ class Tracker:
     def __init__(self, run_id: str):
         self.run_id = run_id
 
-    def log_epoch(self, epoch: int, metrics: dict) -> None:
-        mlflow.log_metrics(metrics, step=epoch, synchronous=True)
+    def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
+        """The epoch's metrics (step = epoch) and its per-step series (step = updates made), in one call."""
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
+        batch += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
+        MlflowClient().log_batch(self.run_id, metrics=batch, synchronous=True)
 
     def log_result(self, result: Result, network: Network) -> None:
         tags = {"status": result.status}
         if result.diverged_epoch is not None:
             tags["diverged_epoch"] = str(result.diverged_epoch)
         mlflow.set_tags(tags)
+        # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
+        mlflow.log_table(pd.DataFrame(result.history).rename_axis("epoch").reset_index(), "curves.parquet")
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:

@@ -18,7 +18,7 @@ def test_sweep_tracks_one_finished_run_per_job_and_draws_the_figure(workdir):
     steps = db.execute("select run_uuid, count(*) from metrics where key = 'train_cost' group by run_uuid").fetchall()
     assert [count for _, count in steps] == [4] * 4  # epochs 0 (initial) to 3
 
-    harness("--experiment", "harness", "--out", "figure.png", cwd=workdir, module="analysis.convergence")
+    harness("convergence", "--experiment", "harness", "--out", "figure.png", cwd=workdir, module="analysis")
     assert (workdir / "figure.png").stat().st_size > 10_000
 
 

@@ -30,11 +30,13 @@ def relative_error(a, b):
     return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12)
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
-@pytest.mark.parametrize("output,cost", [("sigmoid", "quadratic"), ("identity", "quadratic"), ("sigmoid", "cross_entropy")])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
+@pytest.mark.parametrize("output,cost", [("sigmoid", "quadratic"), ("identity", "quadratic"), ("tanh", "quadratic"),
+                                         ("sigmoid", "cross_entropy")])
 def test_backprop_matches_finite_differences(activation, output, cost):
     rng = np.random.default_rng(1)
-    network = Network.from_sizes([4, 5, 3, 2], seed=2, activation=activation, output=output, cost=cost)
+    # scaled init keeps outputs off saturation, where finite differences of ln(1 − a) lose digits
+    network = Network.from_sizes([4, 5, 3, 2], seed=2, init="scaled", activation=activation, output=output, cost=cost)
     X = rng.standard_normal((7, 4))
     Y = rng.uniform(0.05, 0.95, (7, 2))
     grad_w, grad_b = network.gradient(X, Y)
@@ -84,3 +86,39 @@ def test_same_seed_gives_same_initial_weights():
     a, b = Network.from_sizes([5, 4, 2], seed=3), Network.from_sizes([5, 4, 2], seed=3)
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_cross_entropy_gradient_matches_finite_differences_near_saturation():
+    # δ^L = a − y (eq. 66) stays exact where a(1 − a) is tiny
+    network = Network([np.array([[4.0, -3.0], [-5.0, 6.0]])], [np.array([1.0, -1.0])], cost="cross_entropy")
+    X, Y = np.array([[2.0, -1.0], [-1.5, 1.5]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    grad_w, grad_b = network.gradient(X, Y)
+    num_w, num_b = numerical_gradient(network, X, Y)
+    assert relative_error(grad_w[0], num_w[0]) < 1e-6 and relative_error(grad_b[0], num_b[0]) < 1e-6
+
+
+def test_cross_entropy_of_saturated_wrong_output_is_finite():
+    network = Network([np.array([[100.0]])], [np.array([0.0])], cost="cross_entropy")  # σ(100) rounds to 1
+    cost = network.cost(np.array([[1.0]]), np.array([[0.0]]))
+    assert cost == pytest.approx(-np.log(np.finfo(float).epsneg))
+
+
+def test_gradient_returns_new_arrays_each_call():
+    rng = np.random.default_rng(0)
+    network = Network.from_sizes([3, 2], seed=0)
+    X, Y = rng.random((4, 3)), rng.random((4, 2))
+    first, _ = network.gradient(X, Y)
+    kept = first[0].copy()
+    network.gradient(2 * X, Y)
+    np.testing.assert_array_equal(first[0], kept)
+
+
+def test_weights_are_views_of_the_parameter_vector():
+    network = Network.from_sizes([3, 4, 2], seed=0)
+    network.parameters[:] = np.arange(network.parameters.size)
+    assert network.weights[0][0, 1] == 1 and network.biases[0][0] == 12 and network.weights[1][0, 0] == 16
+
+
+def test_unknown_activation_is_one_clear_error():
+    with pytest.raises(ValueError, match="activation: 'softsign' is not one of sigmoid, tanh, relu, identity"):
+        Network.from_sizes([3, 2], activation="softsign")

@@ -2,6 +2,7 @@
 workers, signals, bad input, named studies. The store is read back with MLflow's client."""
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -146,17 +147,20 @@ def test_parallel_sweep_with_8_workers_tracks_every_job(tmp_path):
     assert len(finished) == 8 and len({run.data.tags["pid"] for run in finished}) > 1  # really in parallel workers
 
 
-def wait_for_running_child(folder, timeout=60.0):
-    """Wait until a job's run is RUNNING and has logged an epoch."""
+def wait_for_running_child(folder, timeout=60.0) -> str:
+    """The id of a job's run once it is RUNNING and has logged an epoch. Polled with sqlite3, read
+    only: an MLflow client here could race the job's creation of the store's tables."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if (folder / "mlflow.db").exists():
-            try:
-                running = [run for run in children(folder) if run.info.status == "RUNNING" and run.data.metrics]
-            except Exception:  # the store is still being created
-                running = []
-            if running:
-                return running[0]
+        try:
+            with sqlite3.connect(f"file:{folder / 'mlflow.db'}?mode=ro", uri=True) as db:
+                found = db.execute("select run_uuid from runs where status = 'RUNNING' "
+                                   "and run_uuid in (select run_uuid from metrics) "
+                                   "and run_uuid not in (select run_uuid from tags where key = 'role')").fetchall()
+        except sqlite3.OperationalError:  # no store yet, or its tables are being created
+            found = []
+        if found:
+            return found[0][0]
         time.sleep(0.5)
     raise AssertionError("no run started")
 
@@ -178,9 +182,9 @@ def test_run_left_running_by_sigkill_is_marked_killed_at_next_launch(tmp_path):
     orphan = wait_for_running_child(tmp_path)
     process.kill()
     process.wait(timeout=30)
-    assert client(tmp_path).get_run(orphan.info.run_id).info.status == "RUNNING"
+    assert client(tmp_path).get_run(orphan).info.status == "RUNNING"
     harness("epochs=1", cwd=tmp_path)
-    run = client(tmp_path).get_run(orphan.info.run_id)
+    run = client(tmp_path).get_run(orphan)
     assert run.info.status == "KILLED" and "ended without closing the run" in run.data.tags["error"]
 
 
@@ -218,3 +222,9 @@ def test_ray_launcher_runs_a_sweep_on_a_local_ray_instance(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the ray extra is not installed")
     harness("-m", "launcher=ray", "lr=0.5,3", "epochs=1", cwd=tmp_path)
     assert sorted(run.info.status for run in children(tmp_path)) == ["FINISHED", "FINISHED"]
+
+
+def test_wrong_type_is_caught_by_the_schema_before_any_run(tmp_path):
+    result = harness("-m", "epochs=1,abc", cwd=tmp_path, check=False)
+    assert result.returncode == 1 and "Value 'abc' of type 'str' could not be converted to Integer" in result.stderr
+    assert "full_key: epochs" in result.stderr and not (tmp_path / "mlflow.db").exists()

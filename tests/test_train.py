@@ -51,3 +51,15 @@ def test_same_seed_gives_identical_history():
         result = train(network, data, lr=3.0, batch_size=10, epochs=2, rng=rng)
         histories.append([{k: v for k, v in e.items() if k != "train_time"} for e in result.history])
     assert histories[0] == histories[1]
+
+
+def test_steps_and_examples_count_the_short_last_batch_only_when_kept():
+    from harness.data import Blobs
+
+    data = Blobs(n=205).load()
+    counts = {}
+    for last_batch in ("keep", "drop"):
+        network = Network.from_sizes([2, 4, 3], seed=0)
+        final = train(network, data, 0.5, 10, 2, np.random.default_rng(0), last_batch=last_batch).final
+        counts[last_batch] = (final["steps"], final["examples"])
+    assert counts == {"keep": (42, 410), "drop": (40, 400)}

@@ -1,0 +1,53 @@
+"""Training from Python (a notebook, a check of the engine) with the same configs as the command
+line, without Hydra's command line: `compose` a config from overrides, `train_from_config` it.
+
+    import harness
+    cfg = harness.compose(["lr=0.5", "data=blobs", "epochs=5"])
+    result, network = harness.train_from_config(cfg)
+    result.history[-1]["test_accuracy"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
+from threadpoolctl import threadpool_limits
+
+from .config import check
+from .network import Network
+from .run import build, fit
+from .train import Result
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m harness OVERRIDES...` would run, e.g. compose(["lr=0.5", "data=blobs"])."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def train_from_config(cfg: DictConfig | Sequence[str] = (), track: bool = False) -> tuple[Result, Network]:
+    """Check the config (or compose it from overrides), build its data and network, train, and
+    return the result with the trained network. With track=True the run is recorded in MLflow
+    (`cfg.tracking`) as a command-line job would be."""
+    if not isinstance(cfg, DictConfig):
+        cfg = compose(cfg)
+    check(cfg)
+    with threadpool_limits(limits=cfg.blas_threads):
+        dataset, network, sampling_rng = build(cfg)
+        if not track:
+            return fit(cfg, dataset, network, sampling_rng), network
+        from . import tracking
+
+        tracking.connect(cfg.tracking.uri)
+        experiment = tracking.experiment_id(cfg.tracking.experiment)
+        name = f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
+        with tracking.tracked_run(cfg, experiment, name, {"dataset": dataset.name}, dataset) as tracker:
+            result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
+            tracker.log_result(result, network)
+        return result, network
