@@ -10,6 +10,7 @@ drawn thin and dashed and ends in an × at its last finite point, and the legend
 from __future__ import annotations
 
 import math
+import textwrap
 from functools import wraps
 from pathlib import Path
 
@@ -123,6 +124,11 @@ def diverged_handle(count: int) -> Line2D:
                   **{k: v for k, v in DIVERGED.items() if k != "gid"})
 
 
+def suptitle(figure: Figure, text: str) -> None:
+    """A title over the whole figure, wrapped to its width so that a one-panel figure shows it all."""
+    figure.suptitle(textwrap.fill(text, width=max(30, int(figure.get_figwidth() * 9))))
+
+
 def seeds_note(runs: pd.DataFrame, interval: str = "band", geometric: bool = False) -> str:
     seeds = runs.groupby(CONFIG).seed.nunique()
     low, high = int(seeds.min()), int(seeds.max())
@@ -165,7 +171,7 @@ def convergence(runs: pd.DataFrame, metric: str = "train_cost", x: str = "epoch"
     figure.legend(handles=handles, loc="outside right center", title="learning rate")
     if x == "epoch":
         axes[0].xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-    figure.suptitle(f"{title(label(metric))} vs {label(x)} ({seeds_note(curves, geometric=geometric)})")
+    suptitle(figure, f"{title(label(metric))} vs {label(x)} ({seeds_note(curves, geometric=geometric)})")
     return figure
 
 
@@ -213,7 +219,7 @@ def final_heatmaps(runs: pd.DataFrame, cost: str = "train_cost", accuracy: str |
     if accuracy:
         best = config_means(table.assign(best_accuracy=table.best_accuracy.where(~table.diverged)), "best_accuracy")
         heatmap_panel(axes[1], best, f"best {label(accuracy)}", None, "viridis", batches, lrs)
-    figure.suptitle(f"After {int(table.last_epoch.max())} epochs ({seeds_note(table, interval='')})")
+    suptitle(figure, f"After {int(table.last_epoch.max())} epochs ({seeds_note(table, interval='')})")
     return figure
 
 
@@ -247,7 +253,7 @@ def final_vs_lr(runs: pd.DataFrame, metric: str = "train_cost") -> Figure:
     n_diverged = int(table.diverged.sum())
     handles = ax.get_legend_handles_labels()[0] + ([diverged_handle(n_diverged)] if n_diverged else [])
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")
-    figure.suptitle(f"Final {short_label(metric)} vs learning rate")
+    suptitle(figure, f"Final {short_label(metric)} vs learning rate")
     marks = "; × k/n: k of n runs diverged" if table.diverged.any() else ""
     ax.set_title(seeds_note(table, "bars", geometric) + marks, fontsize=8)
     return figure
@@ -296,7 +302,7 @@ def steps_to_target(runs: pd.DataFrame, target_cost: float | None = None, target
         summary.check_target(target, metric)
         steps_panel(ax, runs, metric, summary.default_target(runs, metric) if target is None else target, n)
     axes[-1].legend(loc="best", fontsize=8)
-    figure.suptitle(f"Updates to reach a target vs batch size ({seeds_note(runs, 'bars', geometric=True)})")
+    suptitle(figure, f"Updates to reach a target vs batch size ({seeds_note(runs, 'bars', geometric=True)})")
     return figure
 
 
@@ -328,7 +334,7 @@ def gd_vs_sgd(runs: pd.DataFrame, metric: str = "train_cost") -> Figure:
         ax.set_title(title)
     axes[0].set_ylabel(label(metric))
     figure.legend(handles=handles, loc="outside right center", title="batch size, best lr")
-    figure.suptitle(f"Full-batch GD vs mini-batch SGD ({seeds_note(curves, geometric=geometric)})")
+    suptitle(figure, f"Full-batch GD vs mini-batch SGD ({seeds_note(curves, geometric=geometric)})")
     return figure
 
 

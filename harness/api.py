@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from .config import check
 from .network import Network
-from .run import build, fit
+from .run import build, default_name, fit, fit_tracked
 from .train import Result
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -46,8 +46,4 @@ def train_from_config(cfg: DictConfig | Sequence[str] = (), track: bool = False)
 
         tracking.connect(cfg.tracking.uri)
         experiment = tracking.experiment_id(cfg.tracking.experiment)
-        name = f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
-        with tracking.tracked_run(cfg, experiment, name, {"dataset": dataset.name}, dataset) as tracker:
-            result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
-            tracker.log_result(result, network)
-        return result, network
+        return fit_tracked(cfg, dataset, network, sampling_rng, experiment, default_name(cfg), {}), network

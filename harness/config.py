@@ -41,6 +41,11 @@ class TrackingConfig:
 
 
 @dataclass
+class StudyConfig:
+    question: str = ""  # what a named study asks; reports and the sweep's MLflow description show it
+
+
+@dataclass
 class Config:
     lr: float = 3.0
     batch_size: Any = 10  # a positive integer or "full"
@@ -53,6 +58,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     measure: Measurements = field(default_factory=Measurements)  # optional measurements, off by default
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 def per_batch_size(batch_size: Any, table: dict) -> Any:

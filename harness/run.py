@@ -34,6 +34,21 @@ def fit(cfg: DictConfig, dataset, network: Network, sampling_rng,
                  divergence_ratio=cfg.divergence_ratio, measure=cfg.measure, on_epoch=on_epoch)
 
 
+def default_name(cfg: DictConfig) -> str:
+    return f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
+
+
+def fit_tracked(cfg: DictConfig, dataset, network: Network, sampling_rng, experiment: str, name: str,
+                tags: dict[str, str], parent: str | None = None) -> Result:
+    """`fit`, recorded as one MLflow run of `experiment` (a child of `parent` in a sweep)."""
+    from . import tracking
+
+    with tracking.tracked_run(cfg, experiment, name, {"dataset": dataset.name, **tags}, dataset, parent) as tracker:
+        result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
+        tracker.log_result(result, network)
+    return result
+
+
 def job_context() -> tuple[list[str], str | None]:
     """This job's overrides, and the id of the sweep it belongs to (None for a single run)."""
     from .sweep import sweep_id
@@ -67,14 +82,12 @@ def run(cfg: DictConfig) -> dict:
             if done:
                 print(f"skipped: {sweep.run_name(overrides)} already has FINISHED run {done.info.run_id}")
                 return {"status": "skipped"}
-        name = sweep.run_name(overrides) or f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
-        tags = {"dataset": dataset.name, "overrides": " ".join(overrides)}
+        name = sweep.run_name(overrides) or default_name(cfg)
+        tags = {"overrides": " ".join(overrides)}
         if sweep_id is not None:
             tags["sweep_id"] = sweep_id
         try:
-            with tracking.tracked_run(cfg, experiment, name, tags, dataset, parent) as tracker:
-                result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
-                tracker.log_result(result, network)
+            result = fit_tracked(cfg, dataset, network, sampling_rng, experiment, name, tags, parent)
         except Exception:
             if sweep_id is None:
                 raise

@@ -131,6 +131,8 @@ class SweepCallback(Callback):
             print(f"marked KILLED {len(closed)} run(s) left RUNNING by processes that are gone: {', '.join(closed)}")
         tags = {"role": "sweep", "sweep_id": sweep_id(config.hydra), "overrides": " ".join(config.hydra.overrides.task),
                 **tracking.process_tags(), **tracking.git_tags()}
+        if configs[0].study.question:
+            tags["mlflow.note.content"] = configs[0].study.question  # the sweep's description in the MLflow UI
         self.parent = MlflowClient().create_run(self.experiment, run_name=f"sweep {Path(sweep_id(config.hydra)).name}",
                                                 tags=tags).info.run_id
         tracking.open_runs.add(self.parent)

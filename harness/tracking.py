@@ -40,8 +40,9 @@ from .train import Result
 # MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-# settings that change where or how fast a job runs, not what it computes: left out of the config hash
-EXECUTION_KEYS = ("tracking", "blas_threads")
+# settings that change where or how fast a job runs, or how it is described, not what it computes:
+# left out of the config hash
+EXECUTION_KEYS = ("tracking", "blas_threads", "study")
 DATA_LOCATION_KEYS = ("root", "download")
 
 
@@ -187,6 +188,18 @@ def flatten(node, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def log_dataset(dataset: Dataset) -> None:
+    """The training data as the run's MLflow dataset input, named and identified by its digest."""
+    data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
+                                  digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
+    try:
+        mlflow.log_input(data, context="training")
+    except MlflowException:
+        # parallel jobs race to register the experiment's dataset: one insert wins, the other
+        # fails on the unique (experiment, name, digest); a second try finds it registered
+        mlflow.log_input(data, context="training")
+
+
 @contextmanager
 def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str], dataset: Dataset,
                 parent_run_id: str | None = None) -> Iterator["Tracker"]:
@@ -199,9 +212,7 @@ def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str
     try:
         mlflow.log_params(flatten(resolved))
         mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
-        data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
-                                      digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
-        mlflow.log_input(data, context="training")
+        log_dataset(dataset)
         yield Tracker(run.info.run_id)
     except Killed as signal_received:
         mlflow.set_tag("error", f"killed by {signal_received}")
