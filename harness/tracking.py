@@ -209,16 +209,20 @@ def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str
     tags = {**tags, **process_tags(), **git_tags(), "config_hash": config_hash(cfg)}
     stop_on_signals()
     run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
+    tracker = Tracker(run.info.run_id)
     try:
         mlflow.log_params(flatten(resolved))
         mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
         log_dataset(dataset)
-        yield Tracker(run.info.run_id)
+        yield tracker
+        tracker.flush()
     except Killed as signal_received:
+        tracker.flush()  # what was measured before the signal is kept
         mlflow.set_tag("error", f"killed by {signal_received}")
         mlflow.end_run("KILLED")
         raise
     except Exception as error:
+        tracker.flush()
         mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
         mlflow.end_run("FAILED")
         raise
@@ -226,15 +230,32 @@ def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str
 
 
 class Tracker:
+    """Writes a run's metrics in batches. Each write to SQLite is a transaction of a few ms, and
+    parallel jobs queue for the file's lock, so epochs shorter than `FLUSH_SECONDS` are written
+    together; the store is never more than that behind the training."""
+
+    FLUSH_SECONDS = 1.0
+    BATCH_LIMIT = 1000  # metrics per MLflow log_batch call
+
     def __init__(self, run_id: str):
         self.run_id = run_id
+        self.pending: list[Metric] = []
+        self.flushed_at = time.monotonic()
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
-        """The epoch's metrics (step = epoch) and its per-step series (step = updates made), in one call."""
+        """The epoch's metrics (step = epoch) and its per-step series (step = updates made)."""
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
-        batch += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
-        MlflowClient().log_batch(self.run_id, metrics=batch, synchronous=True)
+        self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
+        self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
+        if time.monotonic() - self.flushed_at >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        client = MlflowClient()
+        for start in range(0, len(self.pending), self.BATCH_LIMIT):
+            client.log_batch(self.run_id, metrics=self.pending[start:start + self.BATCH_LIMIT], synchronous=True)
+        self.pending.clear()
+        self.flushed_at = time.monotonic()
 
     def log_result(self, result: Result, network: Network) -> None:
         tags = {"status": result.status}

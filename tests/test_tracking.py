@@ -49,3 +49,18 @@ def test_a_finished_process_is_not_alive():
     child.kill()
     child.wait()
     assert not process_alive(child.pid, start)
+
+
+def test_short_epochs_are_written_together_and_every_point_is_kept(workdir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    import harness
+
+    writes = []
+    log_batch = MlflowClient.log_batch
+    monkeypatch.setattr(MlflowClient, "log_batch", lambda self, run_id, **kw: writes.append(run_id) or log_batch(self, run_id, **kw))
+    harness.train_from_config(["data=blobs", "data.n=100", "epochs=40", "model.hidden=[4]"], track=True)
+    client = MlflowClient()
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == list(range(41))
+    assert len(writes) < 5  # 41 epochs of a few ms each: one write at the end, not one per epoch
