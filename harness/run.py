@@ -94,4 +94,7 @@ def run(cfg: DictConfig) -> dict:
             traceback.print_exc()
             print(f"failed: {name}; the sweep goes on", file=sys.stderr)
             return {"status": "failed"}
+    if sweep_id is None:  # a sweep prints one table for all its jobs at the end
+        final = ", ".join(f"{key} {result.final[key]:.4g}" for key in ("train_cost", "test_accuracy") if key in result.final)
+        print(f"{result.status}: {name} after {len(result.history) - 1} epochs: {final}\n{sweep.ui_command(cfg.tracking.uri)}")
     return {"status": result.status, **result.final}
