@@ -82,8 +82,25 @@ def log_y(metric: str, values) -> bool:
 
 
 def scale_y(ax, metric: str, values) -> None:
-    if log_y(metric, values):
+    log = log_y(metric, values)
+    if log:
         ax.set_yscale("log")
+    fit_to_runs(ax, values, log)
+
+
+def fit_to_runs(ax, values, log: bool) -> None:
+    """Fit the y axis to the values the runs reached, not to their confidence intervals: with two or
+    three seeds a 95% t-interval can reach decades beyond every run and flatten every curve."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if not len(values):
+        return
+    low, high = values.min(), values.max()
+    if log:
+        ax.set_ylim(low / 1.5, high * 1.5)
+    else:
+        pad = 0.05 * (high - low) or 0.05 * max(abs(high), 1)
+        ax.set_ylim(low - pad, high + pad)
 
 
 def scale_x(ax, x: str, values) -> None:
@@ -279,6 +296,7 @@ def steps_panel(ax, runs: pd.DataFrame, metric: str, target: float, n: int | Non
                     textcoords="offset points", ha="center", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    fit_to_runs(ax, reached.merge(hit[["batch_size", "lr"]]).steps_to_target, log=True)
     ax.set_xticks(best.x, [f"full\n(n={n})" if b == "full" else f"{b}" for b in best.batch_size])
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))

@@ -159,3 +159,15 @@ def test_save_writes_png_and_pdf(runs, tmp_path):
     paths = figures.save(figures.final_vs_lr(runs), tmp_path / "final_vs_lr")
     assert [p.name for p in paths] == ["final_vs_lr.png", "final_vs_lr.pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[1].read_bytes()[:4] == b"%PDF"
+
+
+def test_cost_axis_spans_the_runs_not_a_wide_confidence_band():
+    # two seeds a decade apart: their 95% t-interval (t = 12.7 for one degree of freedom) spans
+    # about 16 decades in log space; the axis must still show the runs
+    two_seeds = synthetic_runs().query("seed in [0, 1]").copy()
+    cost = two_seeds.metric == "train_cost"
+    two_seeds.loc[cost & (two_seeds.seed == 1), "value"] *= 10
+    figure = figures.convergence(two_seeds)
+    observed = two_seeds[cost].value
+    low, high = figure.axes[0].get_ylim()
+    assert observed.min() / 2 < low <= observed.min() and observed.max() <= high < observed.max() * 2
