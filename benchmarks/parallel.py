@@ -2,7 +2,7 @@
 per core, one BLAS thread each), both through the command line in the same run; prints the wall
 times and the speed-up. Target on a 2-core machine: at least 1.8×.
 
-    python benchmarks/parallel.py            # 8 jobs of 600 epochs at m = 1 on digits, about 4 minutes
+    python benchmarks/parallel.py            # 8 jobs of 800 epochs at m = 1 on digits, about 5 minutes
     python benchmarks/parallel.py --epochs 5 # a quick check
 """
 
@@ -26,7 +26,7 @@ def sweep(epochs: int, jobs: int, *launcher: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--epochs", type=int, default=800)
     parser.add_argument("--jobs", type=int, default=8)
     args = parser.parse_args()
     cores = os.cpu_count()
