@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from harness import tracking
-from harness.__main__ import CONF
+from harness import compose
 from harness.data import Dataset, Split, load, one_hot
 from harness.network import Network
 from harness.run import fit
@@ -53,8 +52,8 @@ def main() -> None:
     parser.add_argument("--mnist", type=Path, default=MNIST)
     args = parser.parse_args()
     real = (args.mnist / "train-images-idx3-ubyte.gz").is_file()
-    with tempfile.TemporaryDirectory() as folder, initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["data=mnist", f"data.root={args.mnist}", "data.download=false",
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = compose(["data=mnist", f"data.root={args.mnist}", "data.download=false",
                                            "model.hidden=[30]", "lr=3.0", "batch_size=10", f"epochs={args.epochs}",
                                            f"tracking.uri=sqlite:///{folder}/mlflow.db"])
         dataset = load(OmegaConf.to_container(cfg.data)) if real else synthetic()

@@ -1,15 +1,13 @@
 """`python -m harness`: one job, or a sweep with `-m`, composed by Hydra from `conf/`."""
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from .config import ConfigError
+from .config import CONF, ConfigError
 from .run import run
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")

@@ -9,7 +9,6 @@ line, without Hydra's command line: `compose` a config from overrides, `train_fr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from hydra import compose as hydra_compose
@@ -17,13 +16,10 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 from threadpoolctl import threadpool_limits
 
-from .config import check
+from .config import CONF, check
 from .network import Network
 from .run import build, default_name, fit, fit_tracked
 from .train import Result
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
-
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m harness OVERRIDES...` would run, e.g. compose(["lr=0.5", "data=blobs"])."""

@@ -8,6 +8,7 @@ that names the setting and what it may be.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -17,6 +18,9 @@ from omegaconf.errors import InterpolationResolutionError
 from .data import DATASETS
 from .measure import Measurements
 from .network import ACTIVATIONS, COSTS, INITS
+
+
+CONF = Path(__file__).resolve().parent.parent / "conf"  # the Hydra configs: config.yaml and its groups
 
 
 class ConfigError(ValueError):

@@ -6,9 +6,9 @@ import struct
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import MNIST, REPO
+from conftest import MNIST
+from harness import compose
 from harness.config import ConfigError
 from harness.data import Blobs, Digits, Linear, Mnist, read_idx
 
@@ -103,8 +103,7 @@ def test_files_default_to_the_user_cache(tmp_path, monkeypatch):
 
 
 def test_data_group_composes_mnist_settings():
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["data=fashion_mnist", "data.root=/data/f"])
+    cfg = compose(["data=fashion_mnist", "data.root=/data/f"])
     assert (cfg.data.name, cfg.data.root, cfg.data.download, cfg.data.train_size) == ("fashion_mnist", "/data/f", True, None)
 
 

@@ -4,17 +4,16 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from harness.__main__ import CONF, unknown_choice
+from harness import compose
+from harness.__main__ import unknown_choice
 from harness.config import ConfigError, check
 from harness.sweep import run_name
 from harness.tracking import config_hash, process_alive, process_start
 
 
 def config(*overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return compose(overrides)
 
 
 def test_config_hash_ignores_where_the_run_is_tracked_and_where_data_lives():
