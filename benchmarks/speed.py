@@ -1,14 +1,18 @@
 """Training speed of the harness on MNIST [784, 30, 10], against a per-example reference loop and
 against the machine's matrix-multiply peak, all measured in this run.
 
-    python benchmarks/speed.py [--repeats 5] [--loop-examples 2000]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py [--repeats 5] [--loop-examples 2000]
+
+(`env -u` where the machine sets those variables: they pin OpenBLAS to older kernels; the
+first lines printed name the kernels in use.)
 
 For m = 1, 10, 100, 1000 and full batch it prints examples/s of `harness.train.train` (its
 `train_time`, evaluation excluded, sampling included) and of `BookNetwork` below, which trains
 the way the book's network.py does: column vectors, backpropagation one example at a time,
 summing the per-example gradients over the mini-batch, then updating. The compute limit is the
-peak of a large float64 matrix product times the work per example, ≈ 6 × the number of weights
-(2 for the forward pass, 4 for the backward pass). Each figure is the best of `--repeats` runs.
+peak of a large float64 matrix product (by scipy's BLAS, which the harness calls) divided by the
+work per example, ≈ 6 × the number of weights FLOPs (2 for the forward pass, 4 for the backward
+pass). Each figure is the best of `--repeats` runs.
 
 Data: the real MNIST training set from ../shared/data/mnist beside the repository, or from the
 harness's data cache ($HARNESS_DATA); otherwise synthetic data of its shape (50,000 × 784 in
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.linalg.blas import dgemm
 from threadpoolctl import threadpool_info
 
 from harness.data import Dataset, Mnist, Split
@@ -113,10 +118,12 @@ def best_time(run, repeats: int) -> float:
 
 
 def matmul_peak(repeats: int, n: int = 2000) -> float:
-    """FLOP/s of an n×n float64 matrix product (2n³ operations), best of `repeats`."""
+    """FLOP/s of an n×n float64 matrix product (2n³ operations) by the BLAS the harness calls
+    (scipy's), best of `repeats`."""
     a, b = np.random.default_rng(0).random((2, n, n))
-    np.dot(a, b)  # warm up the threads
-    return 2 * n**3 / best_time(lambda: np.dot(a, b), repeats)
+    product = lambda: dgemm(1.0, a.T, b.T)  # transposes: column-major, so nothing is copied
+    product()  # warm up the threads
+    return 2 * n**3 / best_time(product, repeats)
 
 
 def harness_rate(data: Dataset, m, dtype: str, repeats: int, examples: int) -> float:
@@ -162,7 +169,8 @@ def main() -> None:
     data, source = mnist_or_synthetic()
     n_weights = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
     flops_per_example = 6 * n_weights
-    blas = ", ".join(f"{lib['internal_api']} {lib.get('version')} {lib['num_threads']} threads"
+    blas = "; ".join(f"{Path(lib['filepath']).parent.name.split('.')[0]}'s {lib['internal_api']} {lib.get('version')} "
+                     f"({lib.get('architecture')} kernels, {lib['num_threads']} threads)"
                      for lib in threadpool_info() if lib["user_api"] == "blas")
     print(f"data: {source}, {len(data.train)} training inputs; network {SIZES}, lr {LR}")
     print(f"machine: {os.cpu_count()} cores; BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}")

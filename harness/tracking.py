@@ -54,8 +54,22 @@ class Killed(BaseException):
         self.signum = signum
 
 
+# The signal received, if any. A signal handler runs between any two bytecodes, so it can run
+# inside a weakref callback or a __del__, where Python prints an exception and carries on: the
+# Killed raised there is lost, and `check_signals` raises it again at the next epoch or run.
+received: int | None = None
+
+
 def _raise_killed(signum, frame):
+    global received
+    received = signum
     raise Killed(signum)
+
+
+def check_signals() -> None:
+    """Raise Killed for a signal received whose Killed was lost."""
+    if received is not None:
+        raise Killed(received)
 
 
 # runs this process opened outside `tracked_run` (a sweep's parent), ended KILLED if a signal stops it
@@ -208,6 +222,7 @@ def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tags = {**tags, **process_tags(), **git_tags(), "config_hash": config_hash(cfg)}
     stop_on_signals()
+    check_signals()
     run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
     tracker = Tracker(run.info.run_id)
     try:
@@ -244,6 +259,7 @@ class Tracker:
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
         """The epoch's metrics (step = epoch) and its per-step series (step = updates made)."""
+        check_signals()
         now = int(time.time() * 1000)
         self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
         self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]

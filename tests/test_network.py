@@ -82,6 +82,35 @@ def test_step_moves_parameters_against_the_gradient():
     np.testing.assert_allclose(network.biases[0], before_b - 0.5 * grad_b[0])
 
 
+def test_step_and_gradient_do_not_depend_on_memory_layout():
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((4, 3)), rng.standard_normal((2, 4))]
+    biases = [rng.standard_normal(4), rng.standard_normal(2)]
+    X, Y = rng.random((5, 3)), rng.random((5, 2))
+    contiguous = Network(weights, biases)
+    fortran = Network([np.asfortranarray(w) for w in weights], biases)
+    strided_X = np.zeros((5, 6))[:, ::2]  # every other column of a wider array
+    strided_X[:] = X
+    expected = sum(contiguous.gradient(X, Y), [])
+    for got in (sum(fortran.gradient(np.asfortranarray(X), Y), []), sum(fortran.gradient(strided_X, Y), [])):
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-14)
+    contiguous.step(X, Y, lr=0.5)
+    fortran.step(strided_X, Y, lr=0.5)
+    np.testing.assert_allclose(fortran.parameters, contiguous.parameters, rtol=1e-14)
+
+
+def test_gradient_after_a_non_finite_batch_is_exact():
+    # the gradient buffers are overwritten (β = 0 in BLAS), never scaled, so a NaN left in them is not carried over
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((4, 3)), rng.random((4, 2))
+    network = Network.from_sizes([3, 5, 2], seed=0)
+    with np.errstate(invalid="ignore"):
+        network.gradient(np.full_like(X, np.nan), Y)
+    for g, expected in zip(sum(network.gradient(X, Y), []), sum(Network.from_sizes([3, 5, 2], seed=0).gradient(X, Y), [])):
+        np.testing.assert_array_equal(g, expected)
+
+
 def test_same_seed_gives_same_initial_weights():
     a, b = Network.from_sizes([5, 4, 2], seed=3), Network.from_sizes([5, 4, 2], seed=3)
     for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):

@@ -171,7 +171,12 @@ def test_signal_marks_the_run_and_its_sweep_killed(tmp_path, signum):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_running_child(tmp_path)
     process.send_signal(signum)
-    assert process.wait(timeout=60) == 128 + signum
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+    assert process.returncode == 128 + signum, stderr[-3000:]
     statuses = sorted((run.data.tags.get("role", "job"), run.info.status) for run in runs(tmp_path))
     assert statuses == [("job", "KILLED"), ("sweep", "KILLED")]
 

@@ -1,5 +1,6 @@
 """The pieces of sweep tracking that need no command line: config hashes, run names, choices, processes."""
 
+import signal
 import subprocess
 import sys
 
@@ -63,3 +64,33 @@ def test_short_epochs_are_written_together_and_every_point_is_kept(workdir, monk
     [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
     assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == list(range(41))
     assert len(writes) < 5  # 41 epochs of a few ms each: one write at the end, not one per epoch
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost Killed, as intended
+def test_a_signal_whose_killed_was_lost_ends_the_run_killed_at_the_next_epoch(workdir, monkeypatch):
+    import weakref
+
+    from mlflow.tracking import MlflowClient
+
+    import harness
+    from harness import tracking
+
+    monkeypatch.setattr(tracking, "received", None)
+    log_epoch = tracking.Tracker.log_epoch
+
+    def signal_during_a_weakref_callback_at_epoch_2(self, epoch, metrics, series=None):
+        if epoch == 2:  # Python prints what the handler raises there, and carries on
+            target = type("Target", (), {})()
+            ref = weakref.ref(target, lambda _: tracking._raise_killed(signal.SIGTERM, None))  # noqa: F841
+            del target
+        log_epoch(self, epoch, metrics, series)
+
+    monkeypatch.setattr(tracking.Tracker, "log_epoch", signal_during_a_weakref_callback_at_epoch_2)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"  # its own store: MLflow keeps one per URI for the process
+    with pytest.raises(tracking.Killed):
+        harness.train_from_config(["data=blobs", "data.n=100", "epochs=5", "model.hidden=[4]", f"tracking.uri={uri}"],
+                                  track=True)
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1]
