@@ -112,10 +112,14 @@ class SweepCallback(Callback):
     """Groups a multirun into one MLflow parent run and prints its summary."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        stop_on_error(self.start, config)
+        with tracking.signals_held():
+            stop_on_error(self.start, config)
+        tracking.check_signals()
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        stop_on_error(self.end)
+        tracking.check_signals()
+        with tracking.signals_held():
+            stop_on_error(self.end)
 
     def start(self, config: DictConfig) -> None:
         jobs = job_overrides(config)

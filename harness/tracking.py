@@ -54,28 +54,45 @@ class Killed(BaseException):
         self.signum = signum
 
 
-# The signal received, if any. A signal handler runs between any two bytecodes, so it can run
-# inside a weakref callback or a __del__, where Python prints an exception and carries on: the
-# Killed raised there is lost, and `check_signals` raises it again at the next epoch or run.
+# SIGINT and SIGTERM become Killed, raised where the main thread is, so that the open runs can be
+# ended KILLED. Two places need care. Inside MLflow's calls (`signals_held`), a Killed could leave
+# a lock or a database transaction of MLflow's half done, and the calls that end the runs would
+# then hang; there the signal is only kept. And a handler can run inside a weakref callback or a
+# __del__, where Python prints the Killed and carries on. Either way `received` keeps the
+# signal, and `check_signals` raises it at the next epoch, run or end of sweep.
 received: int | None = None
+_held = False
 
 
 def _raise_killed(signum, frame):
     global received
     received = signum
-    raise Killed(signum)
+    if not _held:
+        raise Killed(signum)
 
 
 def check_signals() -> None:
-    """Raise Killed for a signal received whose Killed was lost."""
+    """Raise Killed for a signal received whose Killed was held or lost."""
     if received is not None:
         raise Killed(received)
+
+
+@contextmanager
+def signals_held(hold: bool = True) -> Iterator[None]:
+    """Around MLflow calls: a signal does not interrupt them (`hold=False`: it does again)."""
+    global _held
+    before, _held = _held, hold
+    try:
+        yield
+    finally:
+        _held = before
 
 
 # runs this process opened outside `tracked_run` (a sweep's parent), ended KILLED if a signal stops it
 open_runs: set[str] = set()
 
 
+@signals_held()
 def end_open_runs(status: str) -> None:
     client = MlflowClient()
     for run_id in open_runs:
@@ -223,25 +240,27 @@ def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str
     tags = {**tags, **process_tags(), **git_tags(), "config_hash": config_hash(cfg)}
     stop_on_signals()
     check_signals()
-    run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
-    tracker = Tracker(run.info.run_id)
-    try:
-        mlflow.log_params(flatten(resolved))
-        mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
-        log_dataset(dataset)
-        yield tracker
-        tracker.flush()
-    except Killed as signal_received:
-        tracker.flush()  # what was measured before the signal is kept
-        mlflow.set_tag("error", f"killed by {signal_received}")
-        mlflow.end_run("KILLED")
-        raise
-    except Exception as error:
-        tracker.flush()
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
+    with signals_held():
+        run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
+        tracker = Tracker(run.info.run_id)
+        try:
+            mlflow.log_params(flatten(resolved))
+            mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+            log_dataset(dataset)
+            with signals_held(False):  # the body trains, and holds signals around its own MLflow calls
+                yield tracker
+            tracker.flush()
+        except Killed as signal_received:
+            tracker.flush()  # what was measured before the signal is kept
+            mlflow.set_tag("error", f"killed by {signal_received}")
+            mlflow.end_run("KILLED")
+            raise
+        except Exception as error:
+            tracker.flush()
+            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+            mlflow.end_run("FAILED")
+            raise
+        mlflow.end_run("FINISHED")
 
 
 class Tracker:
@@ -259,13 +278,14 @@ class Tracker:
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
         """The epoch's metrics (step = epoch) and its per-step series (step = updates made)."""
-        check_signals()
         now = int(time.time() * 1000)
         self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
         self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
         if time.monotonic() - self.flushed_at >= self.FLUSH_SECONDS:
             self.flush()
+        check_signals()
 
+    @signals_held()
     def flush(self) -> None:
         client = MlflowClient()
         for start in range(0, len(self.pending), self.BATCH_LIMIT):
@@ -273,6 +293,7 @@ class Tracker:
         self.pending.clear()
         self.flushed_at = time.monotonic()
 
+    @signals_held()
     def log_result(self, result: Result, network: Network) -> None:
         tags = {"status": result.status}
         if result.diverged_epoch is not None:

@@ -93,4 +93,35 @@ def test_a_signal_whose_killed_was_lost_ends_the_run_killed_at_the_next_epoch(wo
     client = MlflowClient(uri)
     [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
     assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
+    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1, 2]
+
+
+def test_a_signal_during_a_metrics_write_lets_it_finish_then_ends_the_run_killed(workdir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    import harness
+    from harness import tracking
+
+    monkeypatch.setattr(tracking, "received", None)
+    monkeypatch.setattr(tracking.Tracker, "FLUSH_SECONDS", 0.0)  # one write per epoch
+    log_batch = MlflowClient.log_batch
+    finished = []
+
+    def signal_in_the_middle_of_epoch_1s_write(self, run_id, **kwargs):
+        if not any(metric.step == 1 for metric in kwargs.get("metrics", [])):
+            return log_batch(self, run_id, **kwargs)
+        tracking._raise_killed(signal.SIGTERM, None)  # the handler, run between two bytecodes of the call
+        result = log_batch(self, run_id, **kwargs)
+        finished.append(run_id)
+        return result
+
+    monkeypatch.setattr(MlflowClient, "log_batch", signal_in_the_middle_of_epoch_1s_write)
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    with pytest.raises(tracking.Killed):
+        harness.train_from_config(["data=blobs", "data.n=100", "epochs=5", "model.hidden=[4]", f"tracking.uri={uri}"],
+                                  track=True)
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert finished == [run.info.run_id]
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
     assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1]
