@@ -40,6 +40,7 @@ def train_from_config(cfg: DictConfig | Sequence[str] = (), track: bool = False)
             return fit(cfg, dataset, network, sampling_rng), network
         from . import tracking
 
+        tracking.received = None  # a signal that stopped an earlier call in this process ended there
         tracking.connect(cfg.tracking.uri)
         experiment = tracking.experiment_id(cfg.tracking.experiment)
         return fit_tracked(cfg, dataset, network, sampling_rng, experiment, default_name(cfg), {}), network

@@ -125,3 +125,14 @@ def test_a_signal_during_a_metrics_write_lets_it_finish_then_ends_the_run_killed
     assert finished == [run.info.run_id]
     assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
     assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1]
+
+
+def test_a_tracked_call_after_one_stopped_by_a_signal_runs(workdir, monkeypatch):
+    import harness
+    from harness import tracking
+
+    monkeypatch.setattr(tracking, "received", signal.SIGINT)  # an earlier call in this process was stopped
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    result, _ = harness.train_from_config(["data=blobs", "data.n=100", "epochs=2", "model.hidden=[4]",
+                                           f"tracking.uri={uri}"], track=True)
+    assert result.status == "finished"
