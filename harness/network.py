@@ -234,11 +234,12 @@ class Network:
         return self.cost_function.total(self.feedforward(X), Y) / len(X)
 
     def _backprop(self, X: np.ndarray, Y: np.ndarray, alpha: float, beta: float,
-                  into: tuple[Sequence[np.ndarray], Sequence[np.ndarray]]) -> Workspace:
+                  into: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> Workspace:
         """Backpropagate the mini-batch (X, Y), leaving a^l and δ^l in a workspace, and set every
-        W^l, b^l of `into` (contiguous arrays shaped like the network's) to
-        α Σₓ ∂C_x/∂W^l + β W^l and α Σₓ ∂C_x/∂b^l + β b^l."""
+        W^l, b^l of `into` (contiguous arrays shaped like the network's; by default the workspace's
+        gradient) to α Σₓ ∂C_x/∂W^l + β W^l and α Σₓ ∂C_x/∂b^l + β b^l."""
         work = self._workspace(len(X))
+        into = into or (work.grad_w, work.grad_b)
         x, y = np.asarray(X, self.dtype).T, np.asarray(Y, self.dtype).T  # one column per input, in the network's dtype
         a = self._feedforward(x, work.activations)
         L = len(self.weights) - 1
@@ -262,16 +263,14 @@ class Network:
     def gradient(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """∂C/∂W^l and ∂C/∂b^l for C the mean cost over the m rows of X, by backpropagation,
         as new arrays."""
-        work = self._workspace(len(X))
-        self._backprop(X, Y, 1 / len(X), 0.0, (work.grad_w, work.grad_b))
+        work = self._backprop(X, Y, 1 / len(X), 0.0)
         return [g.copy() for g in work.grad_w], [g.copy() for g in work.grad_b]
 
     def per_example_sq_norms(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """‖∂C_x/∂θ‖² for each row x of X, over all weights and biases, without forming the
         per-example gradients: ∂C_x/∂W^l = δ_x^l (a_x^{l-1})ᵀ is an outer product, so its squared
         norm is ‖δ_x^l‖² ‖a_x^{l-1}‖², and ∂C_x/∂b^l = δ_x^l adds ‖δ_x^l‖²."""
-        work = self._workspace(len(X))
-        self._backprop(X, Y, 1.0, 0.0, (work.grad_w, work.grad_b))
+        work = self._backprop(X, Y, 1.0, 0.0)
         sq_norms = np.zeros(len(X))
         for l, delta in enumerate(work.deltas):
             below = work.activations[l - 1] if l else np.asarray(X).T

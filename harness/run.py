@@ -71,18 +71,17 @@ def run(cfg: DictConfig) -> dict:
     with threadpool_limits(limits=cfg.blas_threads):
         dataset, network, sampling_rng = build(cfg)
         overrides, sweep_id = job_context()
-        with tracking.signals_held():
-            tracking.connect(cfg.tracking.uri)
-            experiment = tracking.experiment_id(cfg.tracking.experiment)
-            parent = None
-            if sweep_id is None:  # a sweep's launcher has already closed abandoned runs
-                tracking.close_abandoned(experiment)
-            else:
-                parent = sweep.parent_run(experiment, sweep_id)
-                done = cfg.tracking.resume and tracking.finished_run(experiment, tracking.config_hash(cfg))
-                if done:
-                    print(f"skipped: {sweep.run_name(overrides)} already has FINISHED run {done.info.run_id}")
-                    return {"status": "skipped"}
+        tracking.connect(cfg.tracking.uri)
+        experiment = tracking.experiment_id(cfg.tracking.experiment)
+        parent = None
+        if sweep_id is None:  # a sweep's launcher has already closed abandoned runs
+            tracking.close_abandoned(experiment)
+        else:
+            parent = sweep.parent_run(experiment, sweep_id)
+            done = cfg.tracking.resume and tracking.finished_run(experiment, tracking.config_hash(cfg))
+            if done:
+                print(f"skipped: {sweep.run_name(overrides)} already has FINISHED run {done.info.run_id}")
+                return {"status": "skipped"}
         name = sweep.run_name(overrides) or default_name(cfg)
         tags = {"overrides": " ".join(overrides)}
         if sweep_id is not None:

@@ -42,6 +42,7 @@ def run_name(overrides: list[str]) -> str:
     return ",".join(keep)
 
 
+@tracking.signals_held()
 def parent_run(experiment: str, sweep: str):
     runs = MlflowClient().search_runs([experiment], f"tags.role = 'sweep' and tags.sweep_id = '{sweep}'", max_results=1)
     return runs[0].info.run_id if runs else None

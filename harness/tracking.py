@@ -107,6 +107,7 @@ def stop_on_signals() -> None:
             signal.signal(signum, _raise_killed)
 
 
+@signals_held()
 def connect(uri: str) -> None:
     """Point MLflow at the store; an unreachable server is a one-line error within seconds."""
     for key, value in HTTP_DEFAULTS.items():
@@ -121,6 +122,7 @@ def connect(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+@signals_held()
 def experiment_id(name: str) -> str:
     """The id of the named experiment, created (with the store) if it does not exist yet."""
     client = MlflowClient()
@@ -185,6 +187,7 @@ def git_tags() -> dict[str, str]:
     return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(dirty)).lower()}
 
 
+@signals_held()
 def close_abandoned(experiment: str) -> list[str]:
     """Mark KILLED each RUNNING run of this host whose process is gone; return their ids."""
     client, host = MlflowClient(), socket.gethostname()
@@ -200,6 +203,7 @@ def close_abandoned(experiment: str) -> list[str]:
     return closed
 
 
+@signals_held()
 def finished_run(experiment: str, digest: str):
     """A FINISHED run of this experiment with this config hash, or None."""
     runs = MlflowClient().search_runs([experiment], f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}'",
