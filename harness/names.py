@@ -1,0 +1,50 @@
+"""The names a run is recorded under, defined once for the harness that writes them and the
+analysis that reads them back: metric keys, tag keys, artifact files, and the config keys that say
+where or how a job runs rather than what it computes."""
+
+# metrics of every epoch (MLflow step = epoch; epoch 0 is the untrained network)
+TRAIN_COST = "train_cost"
+VALIDATION_COST = "validation_cost"
+TEST_COST = "test_cost"
+VALIDATION_ACCURACY = "validation_accuracy"
+TEST_ACCURACY = "test_accuracy"
+STEPS = "steps"  # updates made so far
+EXAMPLES = "examples"  # training inputs seen so far
+TRAIN_TIME = "train_time"  # seconds of training so far, evaluation excluded
+GRAD_NORM = "grad_norm"
+# metrics of some updates (MLflow step = updates made)
+BATCH_COST = "batch_cost"
+NOISE_SCALE = "noise_scale"
+
+
+def is_accuracy(metric: str) -> bool:
+    """Accuracies grow as a network learns; every other metric here is a cost or a count."""
+    return metric.endswith("accuracy")
+
+
+# tags of a training run
+STATUS = "status"  # FINISHED runs: FINISHED or DIVERGED below
+FINISHED, DIVERGED = "finished", "diverged"
+DIVERGED_EPOCH = "diverged_epoch"
+RECORDED_EPOCHS = "recorded_epochs"  # written last: every epoch up to it is in the store
+ERROR = "error"  # FAILED and KILLED runs: what stopped them
+CONFIG_HASH = "config_hash"
+OVERRIDES = "overrides"
+SWEEP_ID = "sweep_id"  # the id of the sweep's parent run
+HOST, PID, PROCESS_START = "host", "pid", "process_start"
+HEARTBEAT = "heartbeat"  # unix time the run's process last said it was alive
+GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"
+# tags of a sweep's parent run
+ROLE, SWEEP = "role", "sweep"
+# MLflow's own tags
+PARENT_RUN_ID = "mlflow.parentRunId"
+DESCRIPTION = "mlflow.note.content"
+
+# artifacts of a run
+CONFIG_FILE = "config.yaml"
+CURVES = "curves.parquet"  # the per-epoch metrics as one table, one column per metric plus `epoch`
+WEIGHTS = "weights.npz"
+
+# config keys that choose where or how a job runs, or describe it, not what it computes: left out
+# of the config hash (so a study matches across stores and machines) and of run names
+EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "study", "data.root", "data.download", "dry_run")
