@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from harness import tracking
-from harness import compose
+from harness import compose, store, tracking
 from harness.data import Dataset, Split, load, one_hot
 from harness.network import Network
-from harness.run import fit
+from harness.job import fit
 from harness.train import random_streams
 
 MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
@@ -32,7 +31,7 @@ def synthetic() -> Dataset:
     return Dataset("mnist_shaped", "classification", split(50_000), split(10_000), split(10_000))
 
 
-def timed_run(cfg, dataset: Dataset, experiment: str | None) -> float:
+def timed_run(cfg, dataset: Dataset, client, experiment: str | None) -> float:
     """Seconds to train one run from the config's seed, tracked when `experiment` is given."""
     init_rng, sampling_rng = random_streams(cfg.seed)
     network = Network.from_sizes([dataset.n_in, *cfg.model.hidden, dataset.n_out], seed=init_rng)
@@ -40,9 +39,10 @@ def timed_run(cfg, dataset: Dataset, experiment: str | None) -> float:
     if experiment is None:
         fit(cfg, dataset, network, sampling_rng)
     else:
-        with tracking.tracked_run(cfg, experiment, "overhead", {}, dataset) as tracker:
-            result = fit(cfg, dataset, network, sampling_rng, on_epoch=tracker.log_epoch)
-            tracker.log_result(result, network)
+        with tracking.recorded(client, tracking.create_run(client, experiment, "overhead", {})) as recorder:
+            recorder.log_inputs(cfg, dataset)
+            result = fit(cfg, dataset, network, sampling_rng, on_epoch=recorder.log_epoch)
+            recorder.finish(result, network)
     return time.perf_counter() - start
 
 
@@ -57,10 +57,10 @@ def main() -> None:
                                            "model.hidden=[30]", "lr=3.0", "batch_size=10", f"epochs={args.epochs}",
                                            f"tracking.uri=sqlite:///{folder}/mlflow.db"])
         dataset = load(OmegaConf.to_container(cfg.data)) if real else synthetic()
-        tracking.connect(cfg.tracking.uri)
-        experiment = tracking.experiment_id("overhead")
-        off = timed_run(cfg, dataset, None)
-        on = timed_run(cfg, dataset, experiment)
+        client = store.connect(cfg.tracking.uri)
+        experiment = store.experiment_id(client, "overhead")
+        off = timed_run(cfg, dataset, client, None)
+        on = timed_run(cfg, dataset, client, experiment)
     print(f"{'MNIST' if real else 'synthetic data of MNIST shape'}, [784, 30, 10], m = 10, {args.epochs} epochs")
     print(f"tracking off: {off:.2f} s")
     print(f"tracking on:  {on:.2f} s")

@@ -1,22 +1,38 @@
-"""`python -m harness`: one job, or a sweep with `-m`, composed by Hydra from `conf/`."""
+"""`python -m harness`: one job, or a sweep with `-m`, composed by Hydra from `conf/`.
 
+Every error reaches `cli` (Hydra's own printer is bypassed with HYDRA_FULL_ERROR), which says it
+in one line: a setting that cannot run exits 2 before anything is tracked; SIGINT or SIGTERM
+ends the runs of this launch KILLED and exits 128 + the signal; any other failure of the launch
+ends them FAILED and exits 1.
+"""
+
+import os
 import sys
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from .config import CONF, ConfigError
-from .run import run
-
+from . import names, signals, sweep
+from .config import CONF
+from .errors import ConfigError, describe, exit_with
+from .job import Context, run
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
+    context = Context.from_hydra(cfg)
     try:
-        return run(cfg)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        outcome = run(cfg, context)
+    except ConfigError as error:  # here, not in `cli`: Hydra would first print the job's overrides
+        exit_with(f"error: {error}", 2)
+    final = outcome.result.final if outcome.result else {}
+    if context.sweep is None:  # a sweep prints one table for all its jobs at the end
+        shown = ", ".join(f"{key} {final[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in final)
+        print(f"{outcome.status}: {outcome.name} after {len(outcome.result.history) - 1} epochs: {shown}\n"
+              f"{sweep.ui_command(cfg.tracking.uri)}")
+    return {"status": outcome.status, **final}
 
 
 def unknown_choice(arguments: list[str]) -> str | None:
@@ -36,18 +52,27 @@ def unknown_choice(arguments: list[str]) -> str | None:
 
 
 def cli() -> None:
-    from . import tracking
-
     problem = unknown_choice(sys.argv[1:])
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        main()
-    except tracking.Killed as killed:
-        tracking.end_open_runs("KILLED")
-        print(f"stopped by {killed}; its runs are marked KILLED", file=sys.stderr)
-        sys.exit(128 + killed.signum)
+        exit_with(f"error: {problem}", 2)
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with signals.handled():
+        try:
+            main()
+        except ConfigError as error:
+            exit_with(f"error: {error}", 2)
+        except (HydraException, OmegaConfBaseException) as error:
+            exit_with(f"error: {sweep.composition_error(error)}", 2)
+        except signals.Stopped as stop:
+            if sweep.current is not None:
+                sweep.current.abort("KILLED", stop.reason)
+            exit_with(f"stopped: {stop.reason}; the runs of this launch are marked KILLED", stop.exit_code)
+        except Exception as error:
+            if sweep.current is not None:
+                sweep.current.abort("FAILED", describe(error))
+                exit_with(f"error: the sweep stopped: {describe(error)}; its unfinished runs are marked FAILED; "
+                     f"launch the same command again to run what did not finish", 1)
+            raise
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Training from Python (a notebook, a check of the engine) with the same configs as the command
-line, without Hydra's command line: `compose` a config from overrides, `train_from_config` it.
+"""Training from Python (a notebook, a check of the engine) with the same configs and the same
+job as the command line, without Hydra's command line: `compose` a config from overrides,
+`train_from_config` it.
 
     import harness
     cfg = harness.compose(["lr=0.5", "data=blobs", "epochs=5"])
@@ -14,12 +15,13 @@ from typing import Sequence
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
-from threadpoolctl import threadpool_limits
 
-from .config import CONF, check
+from . import signals
+from .config import CONF
+from .job import Context, run
 from .network import Network
-from .run import build, default_name, fit, fit_tracked
 from .train import Result
+
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m harness OVERRIDES...` would run, e.g. compose(["lr=0.5", "data=blobs"])."""
@@ -33,14 +35,6 @@ def train_from_config(cfg: DictConfig | Sequence[str] = (), track: bool = False)
     (`cfg.tracking`) as a command-line job would be."""
     if not isinstance(cfg, DictConfig):
         cfg = compose(cfg)
-    check(cfg)
-    with threadpool_limits(limits=cfg.blas_threads):
-        dataset, network, sampling_rng = build(cfg)
-        if not track:
-            return fit(cfg, dataset, network, sampling_rng), network
-        from . import tracking
-
-        tracking.received = None  # a signal that stopped an earlier call in this process ended there
-        tracking.connect(cfg.tracking.uri)
-        experiment = tracking.experiment_id(cfg.tracking.experiment)
-        return fit_tracked(cfg, dataset, network, sampling_rng, experiment, default_name(cfg), {}), network
+    signals.clear()  # a signal that stopped an earlier call in this process ended there
+    outcome = run(cfg, Context(track=track))
+    return outcome.result, outcome.network

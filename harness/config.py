@@ -7,7 +7,10 @@ that names the setting and what it may be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,16 +18,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from . import names
 from .data import DATASETS
+from .errors import ConfigError
 from .measure import Measurements
 from .network import ACTIVATIONS, COSTS, INITS
 
 
 CONF = Path(__file__).resolve().parent.parent / "conf"  # the Hydra configs: config.yaml and its groups
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be run; the message names the setting and its allowed values."""
 
 
 @dataclass
@@ -97,15 +98,22 @@ def check(cfg) -> None:
         lr = cfg.lr
     except InterpolationResolutionError as error:
         raise ConfigError(str(error.__cause__ or error).splitlines()[0]) from None
-    if not lr > 0:
-        raise ConfigError(f"lr: {cfg.lr} must be a number > 0")
+    key = unknown_key(cfg)
+    if key:
+        raise ConfigError(f"{key}: not a setting of the harness (a typo?); see `python -m harness --cfg job` for them")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"lr: {cfg.lr} must be a finite number > 0")
     bs = cfg.batch_size
     if bs != "full" and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
         raise ConfigError(f"batch_size: {bs!r} must be an integer >= 1 or 'full'")
     if cfg.epochs < 1:
         raise ConfigError(f"epochs: {cfg.epochs} must be an integer >= 1")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed: {cfg.seed} must be an integer >= 0")
+    if not cfg.tracking.experiment.strip():
+        raise ConfigError("tracking.experiment: must name an MLflow experiment, e.g. tracking.experiment=harness")
     _one_of("last_batch", cfg.last_batch, LAST_BATCH)
-    if not cfg.divergence_ratio > 1:
+    if not (cfg.divergence_ratio > 1 and math.isfinite(cfg.divergence_ratio)):
         raise ConfigError(f"divergence_ratio: {cfg.divergence_ratio} must be a number > 1")
     if cfg.blas_threads is not None and cfg.blas_threads < 1:
         raise ConfigError(f"blas_threads: {cfg.blas_threads} must be an integer >= 1 or null")
@@ -131,3 +139,31 @@ def check_batch_size(batch_size: Any, n_train: int) -> None:
     if batch_size != "full" and batch_size > n_train:
         raise ConfigError(f"batch_size: {batch_size} is larger than the {n_train} training inputs; "
                           f"use an integer from 1 to {n_train} or 'full'")
+
+
+def unknown_key(cfg) -> str | None:
+    """The first key that no schema declares: a typo, which `+key=value` would otherwise add."""
+    schemas = {"": Config, "model": ModelConfig, "tracking": TrackingConfig, "measure": Measurements,
+               "study": StudyConfig, "data": DATASETS.get(cfg.data.name)}
+    for prefix, schema in schemas.items():
+        node = cfg[prefix] if prefix else cfg
+        if schema is None or node is None:
+            continue
+        known = {f.name for f in fields(schema)} | ({"hydra"} if not prefix else set())
+        for key in node:
+            if key not in known:
+                return f"{prefix}.{key}" if prefix else str(key)
+    return None
+
+
+def config_hash(cfg) -> str:
+    """sha256 of what the job computes: the resolved config without the keys that say where or
+    how it runs (names.EXECUTION_KEYS), so the same study matches across stores and machines."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in names.EXECUTION_KEYS:
+        *parents, leaf = key.split(".")
+        node = resolved
+        for parent in parents:
+            node = node.get(parent) or {}
+        node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()

@@ -15,6 +15,7 @@ from typing import ClassVar, Optional
 import numpy as np
 
 from .download import DownloadError, fetch
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -198,18 +199,22 @@ class Mnist:
 
     def load(self) -> Dataset:
         if self.train_size is not None and not 1 <= self.train_size <= self.TRAIN:
-            raise _config_error(f"data.train_size: {self.train_size} must be null or an integer from 1 to {self.TRAIN}")
+            raise ConfigError(f"data.train_size: {self.train_size} must be null or an integer from 1 to {self.TRAIN}")
         folder = self.folder()
         self.fetch_missing(folder)
         try:
             train_X, test_X = (read_idx(folder / name, 3) for name in self.FILES[::2])
             train_y, test_y = (read_idx(folder / name, 1) for name in self.FILES[1::2])
         except ValueError as error:
-            raise _config_error(f"data.root: {error}; replace the file or delete it to download it again") from error
+            raise ConfigError(f"data.root: {error}; replace the file or delete it to download it again") from error
         if (train_X.shape[1:] != (28, 28) or test_X.shape[1:] != (28, 28) or len(train_X) != len(train_y)
-                or len(test_X) != len(test_y) or len(train_X) <= self.TRAIN or max(train_y.max(), test_y.max()) > 9):
-            raise _config_error(f"data.root: {folder} does not hold {self.name}: images {train_X.shape} and "
-                                f"{test_X.shape}, labels {train_y.shape} and {test_y.shape}")
+                or len(test_X) != len(test_y) or len(train_X) <= self.TRAIN):
+            raise ConfigError(f"data.root: {folder} does not hold {self.name}: images {train_X.shape} and "
+                              f"{test_X.shape}, labels {train_y.shape} and {test_y.shape}")
+        for name, labels in zip(self.FILES[1::2], (train_y, test_y)):
+            if labels.max() > 9:
+                raise ConfigError(f"data.root: {folder / name} holds the label {labels.max()}; "
+                                  f"{self.name} labels are 0 to 9")
         X = lambda images: images.reshape(len(images), -1) / 255.0
         Y = lambda labels: one_hot(labels, 10)
         n = self.train_size or self.TRAIN
@@ -224,30 +229,27 @@ class Mnist:
         """Download the files not yet in `folder`, if that is allowed and possible."""
         where = f"data.root: {folder}" if self.root else f"data.root: null (so {folder})"
         if self.root and not folder.is_dir():
-            raise _config_error(f"{where} is not a folder; set data.root to the folder of the four .gz files")
+            raise ConfigError(f"{where} is not a folder; set data.root to the folder of the four .gz files")
         missing = [name for name in self.FILES if not (folder / name).is_file()]
         if not missing:
             return
         if not self.download:
-            raise _config_error(f"{where} lacks {', '.join(missing)}; put the files there or set data.download=true")
+            raise ConfigError(f"{where} lacks {', '.join(missing)}; put the files there or set data.download=true")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise _config_error(f"{where} cannot be created ({error.strerror}); set data.root to a writable folder")
+            raise ConfigError(f"{where} cannot be created ({error.strerror}); set data.root to a writable folder")
         if not os.access(folder, os.W_OK):
-            raise _config_error(f"{where} is not writable, so {', '.join(missing)} cannot be downloaded; "
+            raise ConfigError(f"{where} is not writable, so {', '.join(missing)} cannot be downloaded; "
                                 f"set data.root to a writable folder or put the files there")
         for name in missing:
             try:
                 fetch(name, folder, self.MIRRORS, self.SHA256[name])
             except DownloadError as error:
-                raise _config_error(f"data.download: {error}; or put the file in {folder} (data.root)") from error
+                raise ConfigError(f"data.download: {error}; or put the file in {folder} (data.root)") from error
 
 
-def _config_error(message: str) -> ValueError:
-    from .config import ConfigError  # imported here because harness.config imports this module
 
-    return ConfigError(message)
 
 
 @dataclass
@@ -273,4 +275,9 @@ DATASETS = {cls.name: cls for cls in (Digits, Linear, Blobs, Mnist, FashionMnist
 
 def load(settings: dict) -> Dataset:
     """The dataset named by settings["name"], built from the rest of its settings."""
-    return DATASETS[settings["name"]](**settings).load()
+    dataset = DATASETS[settings["name"]](**settings).load()
+    if not len(dataset.train):
+        sizes = ", ".join(f"data.{key}={settings[key]}" for key in ("n", "train_size", "validation", "test") if key in settings)
+        raise ConfigError(f"data: {dataset.name} has no training inputs left with {sizes}; "
+                          f"give it more inputs or a smaller validation and test split")
+    return dataset

@@ -23,14 +23,12 @@ def is_accuracy(metric: str) -> bool:
 
 
 # tags of a training run
-STATUS = "status"  # FINISHED runs: FINISHED or DIVERGED below
+STATUS = "status"  # the outcome: finished, diverged (both MLflow FINISHED), failed or killed
 FINISHED, DIVERGED = "finished", "diverged"
 DIVERGED_EPOCH = "diverged_epoch"
-RECORDED_EPOCHS = "recorded_epochs"  # written last: every epoch up to it is in the store
 ERROR = "error"  # FAILED and KILLED runs: what stopped them
 CONFIG_HASH = "config_hash"
 OVERRIDES = "overrides"
-SWEEP_ID = "sweep_id"  # the id of the sweep's parent run
 HOST, PID, PROCESS_START = "host", "pid", "process_start"
 HEARTBEAT = "heartbeat"  # unix time the run's process last said it was alive
 GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"
@@ -47,4 +45,4 @@ WEIGHTS = "weights.npz"
 
 # config keys that choose where or how a job runs, or describe it, not what it computes: left out
 # of the config hash (so a study matches across stores and machines) and of run names
-EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "study", "data.root", "data.download", "dry_run")
+EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "study", "data.root", "data.download")

@@ -1,51 +1,39 @@
 """A Hydra multirun as one MLflow sweep: a parent run (tag role=sweep) with one child run per job.
 
-`SweepCallback` runs in the launching process. Before any job starts it expands the sweep and checks
-every job's config (a bad setting stops the sweep before anything is tracked), creates the store and
-the experiment once (parallel workers then only open them), marks KILLED the runs that earlier
-processes left RUNNING, and opens the parent run. Jobs, in this process or in workers, find the
-parent by the sweep's id. At the end it prints one row per job and exits non-zero if any job failed.
+`SweepCallback` runs in the launching process. Before any job starts it expands the sweep and
+checks every job's config (a bad setting stops the sweep before anything is tracked), opens the
+store once (workers then only open it), marks KILLED the runs left RUNNING by processes that are
+gone, and opens the parent run. The parent's id is the sweep's id: each job gets it, with the
+identity of the launching process, in its environment (Hydra's `hydra.job.env_set`, which every
+launcher applies). At the end it prints one row per job and exits non-zero if any job did not
+finish. If the launch fails or is stopped instead, `abort` ends every run of the sweep still
+RUNNING.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
-import traceback
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from mlflow.tracking import MlflowClient
+from mlflow.entities import Metric, RunTag
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 from . import data as datasets
-from . import tracking
-from .config import ConfigError, check, check_batch_size
+from . import names, signals, store, tracking
+from .config import check, check_batch_size, config_hash
+from .errors import ConfigError, describe, exit_with
+from .job import SWEEP, run_name
 
-# overrides that choose how or where jobs run, not what they compute: left out of run names
-NOT_IN_NAME = ("experiment", "launcher", "tracking", "blas_threads", "data.root", "data.download")
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
-
-
-def sweep_id(hydra_cfg: DictConfig) -> str:
-    """The sweep's output folder, absolute: the same in the launcher and in every job."""
-    return str(Path(hydra_cfg.runtime.cwd, hydra_cfg.sweep.dir))
-
-
-def run_name(overrides: list[str]) -> str:
-    """`lr=3,batch_size=10,seed=0`: the overrides that say what this job computes."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    keep = [o for o, key in zip(overrides, keys) if key not in NOT_IN_NAME and key.split(".")[0] not in NOT_IN_NAME]
-    return ",".join(keep)
-
-
-@tracking.signals_held()
-def parent_run(experiment: str, sweep: str):
-    runs = MlflowClient().search_runs([experiment], f"tags.role = 'sweep' and tags.sweep_id = '{sweep}'", max_results=1)
-    return runs[0].info.run_id if runs else None
+current: "SweepCallback | None" = None  # the sweep this process launches, for `abort`
 
 
 def job_overrides(config: DictConfig) -> list[list[str]]:
@@ -57,11 +45,22 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
 
 
 def job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
-    """The config a job with these overrides will see."""
-    cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+    """The config a job with these overrides will see; a value the schema refuses is a ConfigError."""
+    try:
+        cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(composition_error(error)) from None
     with read_write(cfg), open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def composition_error(error: BaseException) -> str:
+    """One line for Hydra's or OmegaConf's refusal of a value: the key, then why."""
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    key = getattr(cause, "full_key", None)
+    message = (getattr(cause, "msg", None) or str(cause)).strip().splitlines()[0]
+    return f"{key}: {message}" if key else message
 
 
 def check_jobs(configs: list[DictConfig]) -> None:
@@ -79,17 +78,17 @@ def check_jobs(configs: list[DictConfig]) -> None:
 def outcome(run) -> str:
     """finished or diverged (MLflow status FINISHED), failed, killed, or running."""
     if run.info.status == "FINISHED":
-        return run.data.tags.get("status", "finished")
+        return run.data.tags.get(names.STATUS, names.FINISHED)
     return run.info.status.lower()
 
 
 def ui_command(uri: str) -> str:
     """How to browse this store, from any directory."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{store.sqlite_path(uri).resolve()}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -97,74 +96,94 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-def stop_on_error(step, *args) -> None:
-    """Run a step of the sweep; stop the process on an error (Hydra would only warn and go on)."""
-    try:
-        step(*args)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
-
-
 class SweepCallback(Callback):
     """Groups a multirun into one MLflow parent run and prints its summary."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        with tracking.signals_held():
-            stop_on_error(self.start, config)
-        tracking.check_signals()
+        global current
+        try:
+            with signals.deferred():
+                self.start(config)
+                current = self
+        except ConfigError as error:
+            exit_with(f"error: {error}", 2)
+        except Exception as error:  # noqa: BLE001 - Hydra would only warn and launch the jobs
+            exit_with(f"error: the sweep could not start: {describe(error)}", 1)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        tracking.check_signals()
-        with tracking.signals_held():
-            stop_on_error(self.end)
+        global current
+        current = None
+        with signals.deferred():
+            self.end()
 
     def start(self, config: DictConfig) -> None:
         jobs = job_overrides(config)
         configs = [job_config(config, overrides) for overrides in jobs]
         check_jobs(configs)
-        self.hashes = [(run_name(overrides), tracking.config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
-        self.uri, name = configs[0].tracking.uri, configs[0].tracking.experiment
-        tracking.connect(self.uri)
-        tracking.stop_on_signals()
-        self.experiment = tracking.experiment_id(name)
-        closed = tracking.close_abandoned(self.experiment)
+        self.jobs = [(run_name(overrides), config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
+        self.uri = configs[0].tracking.uri
+        self.client = store.connect(self.uri)
+        self.experiment = store.experiment_id(self.client, configs[0].tracking.experiment)
+        closed = store.close_abandoned(self.client, self.experiment)
         if closed:
             print(f"marked KILLED {len(closed)} run(s) left RUNNING by processes that are gone: {', '.join(closed)}")
-        tags = {"role": "sweep", "sweep_id": sweep_id(config.hydra), "overrides": " ".join(config.hydra.overrides.task),
+        tags = {names.ROLE: names.SWEEP, names.OVERRIDES: " ".join(config.hydra.overrides.task),
                 **tracking.process_tags(), **tracking.git_tags()}
         if configs[0].study.question:
-            tags["mlflow.note.content"] = configs[0].study.question  # the sweep's description in the MLflow UI
-        self.parent = MlflowClient().create_run(self.experiment, run_name=f"sweep {Path(sweep_id(config.hydra)).name}",
-                                                tags=tags).info.run_id
-        tracking.open_runs.add(self.parent)
+            tags[names.DESCRIPTION] = configs[0].study.question  # the sweep's description in the MLflow UI
+        self.parent = self.client.create_run(self.experiment, run_name=f"sweep {Path(config.hydra.sweep.dir).name}",
+                                             tags=tags).info.run_id
+        with read_write(config.hydra), open_dict(config.hydra):  # each job's config is composed from these
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP}={self.parent}")
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{signals.LAUNCHER}={signals.this_process()}")
 
     def end(self) -> None:
-        client = MlflowClient()
-        children = client.search_runs([self.experiment], f"tags.mlflow.parentRunId = '{self.parent}'", max_results=10_000)
-        by_hash = {run.data.tags.get("config_hash"): run for run in reversed(children)}  # latest first wins
-        rows, counts = [("run", "train_cost", "test_accuracy", "status")], dict.fromkeys(OUTCOMES, 0)
-        for name, digest in self.hashes:
+        tracking.close_unclosed(self.client)
+        try:
+            counts = self.summarize()
+        except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
+            exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
+                      f"the next launch marks what was left RUNNING", 1)
+        try:
+            self.client.log_batch(self.parent, metrics=[Metric(f"jobs_{k}", n, 0, 0) for k, n in counts.items()],
+                                  tags=[RunTag(f"jobs_{k}", str(n)) for k, n in counts.items()], synchronous=True)
+            store.end(self.client, self.parent, "FINISHED")
+        except Exception as error:  # noqa: BLE001 - the next launch marks the parent, its process gone
+            print(f"the store refused the end of the sweep ({describe(error)}); the next launch marks it",
+                  file=sys.stderr)
+        bad = len(self.jobs) - counts["finished"] - counts["diverged"] - counts["skipped"]
+        if bad:
+            exit_with(f"error: {bad} of {len(self.jobs)} jobs did not finish", 1)
+
+    def summarize(self) -> dict[str, int]:
+        """Print a row per job and the counts of each outcome; return the counts."""
+        children = store.search(self.experiment, f"tags.`{names.PARENT_RUN_ID}` = '{self.parent}'")
+        by_hash = {run.data.tags.get(names.CONFIG_HASH): run for run in reversed(children)}  # latest first wins
+        rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
+        for name, digest in self.jobs:
             run = by_hash.get(digest)
             if run is not None:
                 status = outcome(run)
             else:  # resumed: finished by an earlier sweep
-                run = tracking.finished_run(self.experiment, digest)
+                found = store.search(self.experiment, f"attributes.status = 'FINISHED' and tags.{names.CONFIG_HASH} = '{digest}'")
+                run = found[0] if found else None
                 status = "skipped" if run else "missing"
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}
             fmt = lambda key: f"{metrics[key]:.4g}" if key in metrics else "-"
-            rows.append((name or "(defaults)", fmt("train_cost"), fmt("test_accuracy"), status))
+            rows.append((name or "(defaults)", fmt(names.TRAIN_COST), fmt(names.TEST_ACCURACY), status))
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "missing")
-        print(f"\n{table(rows)}\n\n{len(self.hashes)} jobs: {summary}\n{ui_command(self.uri)}")
-        for status, n in counts.items():
-            client.set_tag(self.parent, f"jobs_{status}", str(n))
-        client.set_terminated(self.parent, "FINISHED")
-        tracking.open_runs.discard(self.parent)
-        bad = len(self.hashes) - counts["finished"] - counts["diverged"] - counts["skipped"]
-        if bad:
-            print(f"error: {bad} of {len(self.hashes)} jobs did not finish", file=sys.stderr)
-            sys.exit(1)
+        print(f"\n{table(rows)}\n\n{len(self.jobs)} jobs: {summary}\n{ui_command(self.uri)}", flush=True)
+        return counts
+
+    def abort(self, status: str, reason: str) -> None:
+        """End KILLED or FAILED every run of the sweep still RUNNING, and the sweep itself; what
+        the store refuses now, the next launch marks."""
+        try:
+            where = f"attributes.status = 'RUNNING' and tags.`{names.PARENT_RUN_ID}` = '{self.parent}'"
+            for run in store.search(self.experiment, where):
+                store.end(self.client, run.info.run_id, status, reason)
+            store.end(self.client, self.parent, status, reason)
+        except Exception as error:  # noqa: BLE001
+            print(f"the store refused to mark the sweep's runs ({describe(error)}); the next launch marks them",
+                  file=sys.stderr)

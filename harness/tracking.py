@@ -1,24 +1,22 @@
-"""Recording a job as an MLflow run, and keeping the store truthful about it.
+"""Recording one job as an MLflow run that never says more than the store holds.
 
-A run holds the resolved config (params and the artifact `config.yaml`), the dataset it saw (an
-MLflow dataset input with its digest), per-epoch metrics (one batched call per epoch), its final
-status and weights. It ends FINISHED, FAILED (tag `error`) or KILLED (on SIGINT/SIGTERM); a run
-whose process vanished without ending it (SIGKILL, power loss) is marked KILLED at the next launch,
-found by the host, pid and process start time every run records.
+A run holds the resolved config (params and `config.yaml`), the dataset it saw (an MLflow dataset
+input with its digest), per-epoch metrics, and at the end its curves, weights and status. Every
+call names the run by its id (MLflow's client, never its "active run"), so a failed write cannot
+leave a run active for the next job, and nothing but `finish` ever ends a run FINISHED: it
+writes the last metrics, then the artifacts, then the status. If anything fails the run ends
+FAILED (KILLED when stopped) with tag `error`; if even that cannot be written, the run stays
+RUNNING and is closed at the end of the sweep or, its process gone, by the next launch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -27,149 +25,25 @@ from typing import Iterator
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from .config import ConfigError
+from . import names, store
+from .errors import describe
 from .data import Dataset
 from .network import Network
+from .signals import Stopped, process_start
 from .train import Result
 
-# MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-# settings that change where or how fast a job runs, or how it is described, not what it computes:
-# left out of the config hash
-EXECUTION_KEYS = ("tracking", "blas_threads", "study")
-DATA_LOCATION_KEYS = ("root", "download")
-
-
-class Killed(BaseException):
-    """SIGINT or SIGTERM arrived: end the open runs KILLED, then stop."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-# SIGINT and SIGTERM become Killed, raised where the main thread is, so that the open runs can be
-# ended KILLED. Two places need care. Inside MLflow's calls (`signals_held`), a Killed could leave
-# a lock or a database transaction of MLflow's half done, and the calls that end the runs would
-# then hang; there the signal is only kept. And a handler can run inside a weakref callback or a
-# __del__, where Python prints the Killed and carries on. Either way `received` keeps the
-# signal, and `check_signals` raises it at the next epoch, run or end of sweep.
-received: int | None = None
-_held = False
-
-
-def _raise_killed(signum, frame):
-    global received
-    received = signum
-    if not _held:
-        raise Killed(signum)
-
-
-def check_signals() -> None:
-    """Raise Killed for a signal received whose Killed was held or lost."""
-    if received is not None:
-        raise Killed(received)
-
-
-@contextmanager
-def signals_held(hold: bool = True) -> Iterator[None]:
-    """Around MLflow calls: a signal does not interrupt them (`hold=False`: it does again)."""
-    global _held
-    before, _held = _held, hold
-    try:
-        yield
-    finally:
-        _held = before
-
-
-# runs this process opened outside `tracked_run` (a sweep's parent), ended KILLED if a signal stops it
-open_runs: set[str] = set()
-
-
-@signals_held()
-def end_open_runs(status: str) -> None:
-    client = MlflowClient()
-    for run_id in open_runs:
-        client.set_terminated(run_id, status)
-    open_runs.clear()
-
-
-def stop_on_signals() -> None:
-    """Turn SIGINT and SIGTERM into Killed, so the run in progress can be ended KILLED."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _raise_killed)
-
-
-@signals_held()
-def connect(uri: str) -> None:
-    """Point MLflow at the store; an unreachable server is a one-line error within seconds."""
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
-    if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
-        except (OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            raise ConfigError(f"tracking.uri: cannot reach the MLflow server at {uri} ({reason}); "
-                              f"start it (`mlflow server`) or use tracking=sqlite") from None
-    mlflow.set_tracking_uri(uri)
-
-
-@signals_held()
-def experiment_id(name: str) -> str:
-    """The id of the named experiment, created (with the store) if it does not exist yet."""
-    client = MlflowClient()
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name)
-    except MlflowException:  # created meanwhile by another process
-        return client.get_experiment_by_name(name).experiment_id
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """sha256 of what the job computes: the resolved config without where it runs or is tracked,
-    so the same study matches across stores and machines; the seed is part of it."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    for key in EXECUTION_KEYS:
-        resolved.pop(key, None)
-    for key in DATA_LOCATION_KEYS:
-        (resolved.get("data") or {}).pop(key, None)
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
-
-
-def process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), "" if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the command name
-
-
-def process_alive(pid: int, start: str) -> bool:
-    if Path("/proc/self/stat").exists():
-        return process_start(pid) == start != ""  # a reused pid has another start time
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# runs whose end could not be written (the store failed): their status and error, tried again later
+unclosed: dict[str, tuple[str, str]] = {}
 
 
 def process_tags() -> dict[str, str]:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": str(pid), "process_start": process_start(pid)}
+    return {names.HOST: socket.gethostname(), names.PID: str(pid), names.PROCESS_START: process_start(pid)}
 
 
 @cache
@@ -184,31 +58,7 @@ def git_tags() -> dict[str, str]:
     if commit.returncode != 0:
         return {}
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(dirty)).lower()}
-
-
-@signals_held()
-def close_abandoned(experiment: str) -> list[str]:
-    """Mark KILLED each RUNNING run of this host whose process is gone; return their ids."""
-    client, host = MlflowClient(), socket.gethostname()
-    running = client.search_runs([experiment], f"attributes.status = 'RUNNING' and tags.host = '{host}'",
-                                 max_results=10_000)
-    closed = []
-    for run in running:
-        tags = run.data.tags
-        if "pid" in tags and not process_alive(int(tags["pid"]), tags.get("process_start", "")):
-            client.set_tag(run.info.run_id, "error", f"process {tags['pid']} on {host} ended without closing the run")
-            client.set_terminated(run.info.run_id, "KILLED")
-            closed.append(run.info.run_id)
-    return closed
-
-
-@signals_held()
-def finished_run(experiment: str, digest: str):
-    """A FINISHED run of this experiment with this config hash, or None."""
-    runs = MlflowClient().search_runs([experiment], f"attributes.status = 'FINISHED' and tags.config_hash = '{digest}'",
-                                      max_results=1)
-    return runs[0] if runs else None
+    return {names.GIT_COMMIT: commit.stdout.strip(), names.GIT_DIRTY: str(bool(dirty)).lower()}
 
 
 def flatten(node, prefix: str = "") -> dict[str, str]:
@@ -223,91 +73,117 @@ def flatten(node, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def log_dataset(dataset: Dataset) -> None:
-    """The training data as the run's MLflow dataset input, named and identified by its digest."""
-    data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
-                                  digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
-    try:
-        mlflow.log_input(data, context="training")
-    except MlflowException:
-        # parallel jobs race to register the experiment's dataset: one insert wins, the other
-        # fails on the unique (experiment, name, digest); a second try finds it registered
-        mlflow.log_input(data, context="training")
-
-
-@contextmanager
-def tracked_run(cfg: DictConfig, experiment: str, name: str, tags: dict[str, str], dataset: Dataset,
-                parent_run_id: str | None = None) -> Iterator["Tracker"]:
-    """An MLflow run holding the resolved config and the dataset; FAILED with tag `error` if the
-    body raises, KILLED on SIGINT/SIGTERM, FINISHED otherwise."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    tags = {**tags, **process_tags(), **git_tags(), "config_hash": config_hash(cfg)}
-    stop_on_signals()
-    check_signals()
-    with signals_held():
-        run = mlflow.start_run(experiment_id=experiment, run_name=name, parent_run_id=parent_run_id, tags=tags)
-        tracker = Tracker(run.info.run_id)
-        try:
-            mlflow.log_params(flatten(resolved))
-            mlflow.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
-            log_dataset(dataset)
-            with signals_held(False):  # the body trains, and holds signals around its own MLflow calls
-                yield tracker
-            tracker.flush()
-        except Killed as signal_received:
-            tracker.flush()  # what was measured before the signal is kept
-            mlflow.set_tag("error", f"killed by {signal_received}")
-            mlflow.end_run("KILLED")
-            raise
-        except Exception as error:
-            tracker.flush()
-            mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
-            mlflow.end_run("FAILED")
-            raise
-        mlflow.end_run("FINISHED")
-
-
-class Tracker:
-    """Writes a run's metrics in batches. Each write to SQLite is a transaction of a few ms, and
-    parallel jobs queue for the file's lock, so epochs shorter than `FLUSH_SECONDS` are written
-    together; the store is never more than that behind the training."""
+class Recorder:
+    """One run's writes. Metrics are buffered and written at most once a second (each write to
+    SQLite is a transaction of a few ms, and parallel jobs queue for the file's lock), so the
+    store is never more than that behind the training; a thread says every HEARTBEAT_SECONDS
+    that the run's process is alive."""
 
     FLUSH_SECONDS = 1.0
-    BATCH_LIMIT = 1000  # metrics per MLflow log_batch call
 
-    def __init__(self, run_id: str):
-        self.run_id = run_id
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
         self.pending: list[Metric] = []
         self.flushed_at = time.monotonic()
+        self.stopped = threading.Event()
+        threading.Thread(target=self.beat, name="harness-heartbeat", daemon=True).start()
+
+    def beat(self) -> None:
+        while not self.stopped.wait(store.HEARTBEAT_SECONDS):
+            try:
+                self.client.set_tag(self.run_id, names.HEARTBEAT, f"{time.time():.0f}")
+            except Exception:  # noqa: BLE001 - a missed beat only makes the run look stale sooner
+                pass
+
+    def log_inputs(self, cfg: DictConfig, dataset: Dataset) -> None:
+        """The resolved config as params and `config.yaml`, and the dataset with its digest."""
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()], synchronous=True)
+        self.client.log_text(self.run_id, OmegaConf.to_yaml(resolved), names.CONFIG_FILE)
+        data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
+                                      digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
+        inputs = [mlflow.entities.DatasetInput(data._to_mlflow_entity(), [mlflow.entities.InputTag("mlflow.data.context", "training")])]
+        try:
+            self.client.log_inputs(self.run_id, inputs)
+        except MlflowException:
+            # parallel jobs race to register the experiment's dataset: one insert wins, the other
+            # fails on the unique (experiment, name, digest); a second try finds it registered
+            self.client.log_inputs(self.run_id, inputs)
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
-        """The epoch's metrics (step = epoch) and its per-step series (step = updates made)."""
+        """The epoch's metrics (step = epoch) and its per-update series (step = updates made)."""
         now = int(time.time() * 1000)
         self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
         self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
         if time.monotonic() - self.flushed_at >= self.FLUSH_SECONDS:
             self.flush()
-        check_signals()
 
-    @signals_held()
     def flush(self) -> None:
-        client = MlflowClient()
-        for start in range(0, len(self.pending), self.BATCH_LIMIT):
-            client.log_batch(self.run_id, metrics=self.pending[start:start + self.BATCH_LIMIT], synchronous=True)
+        self.client.log_batch(self.run_id, metrics=self.pending, synchronous=True)  # MLflow chunks a long batch
         self.pending.clear()
         self.flushed_at = time.monotonic()
 
-    @signals_held()
-    def log_result(self, result: Result, network: Network) -> None:
-        tags = {"status": result.status}
-        if result.diverged_epoch is not None:
-            tags["diverged_epoch"] = str(result.diverged_epoch)
-        mlflow.set_tags(tags)
+    def finish(self, result: Result, network: Network) -> None:
+        """Every metric, then the curves and weights, then FINISHED: the status comes last."""
+        self.flush()
         # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
-        mlflow.log_table(pd.DataFrame(result.history).rename_axis("epoch").reset_index(), "curves.parquet")
+        self.client.log_table(self.run_id, pd.DataFrame(result.history).rename_axis("epoch").reset_index(), names.CURVES)
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "weights.npz"
+            path = Path(folder) / names.WEIGHTS
             np.savez(path, **weights)
-            mlflow.log_artifact(str(path))
+            self.client.log_artifact(self.run_id, str(path))
+        if result.diverged_epoch is not None:
+            self.client.set_tag(self.run_id, names.DIVERGED_EPOCH, str(result.diverged_epoch))
+        self.client.set_tag(self.run_id, names.STATUS, result.status)
+        self.client.set_terminated(self.run_id, "FINISHED")
+        self.stopped.set()
+
+    def abandon(self, status: str, error: str) -> None:
+        """End the run FAILED or KILLED, keeping what was measured; never raises. What the store
+        refuses is left to `close_unclosed` or to the next launch."""
+        self.stopped.set()
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - the epochs already written stay; the status below says why
+            pass
+        try:
+            store.end(self.client, self.run_id, status, error)
+        except Exception:  # noqa: BLE001
+            unclosed[self.run_id] = (status, error)
+
+
+def close_unclosed(client: MlflowClient) -> None:
+    """Try again to end the runs whose end the store refused."""
+    for run_id, (status, error) in list(unclosed.items()):
+        try:
+            store.end(client, run_id, status, error)
+            del unclosed[run_id]
+        except Exception:  # noqa: BLE001 - still refused: the next launch closes it
+            pass
+
+
+def create_run(client: MlflowClient, experiment: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
+    """A new RUNNING run (a child of `parent` in a sweep) that says which process runs it."""
+    tags = {**tags, **process_tags(), **git_tags(), names.HEARTBEAT: f"{time.time():.0f}"}
+    if parent is not None:
+        tags[names.PARENT_RUN_ID] = parent
+    return client.create_run(experiment, run_name=name, tags=tags).info.run_id
+
+
+@contextmanager
+def recorded(client: MlflowClient, run_id: str) -> Iterator[Recorder]:
+    """The run's recorder; the run ends FAILED with tag `error` if the body raises, KILLED if it
+    is stopped. The body ends it FINISHED with `Recorder.finish`."""
+    recorder = Recorder(client, run_id)
+    try:
+        yield recorder
+    except Stopped as stop:
+        recorder.abandon("KILLED", stop.reason)
+        raise
+    except BaseException as error:
+        recorder.abandon("FAILED", describe(error))
+        raise
+    finally:
+        recorder.stopped.set()

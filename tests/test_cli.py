@@ -25,5 +25,5 @@ def test_sweep_tracks_one_finished_run_per_job_and_draws_the_figure(workdir):
 def test_bad_setting_stops_with_one_line_before_any_run(workdir):
     result = harness("lr=0", cwd=workdir, check=False)
     assert result.returncode != 0
-    assert "lr: 0.0 must be a number > 0" in result.stderr
+    assert "lr: 0.0 must be a finite number > 0" in result.stderr
     assert not (workdir / "mlflow.db").exists()

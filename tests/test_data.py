@@ -9,7 +9,7 @@ import pytest
 
 from conftest import MNIST
 from harness import compose
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.data import Blobs, Digits, Linear, Mnist, read_idx
 
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"no MNIST files in {MNIST}")

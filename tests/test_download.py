@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from conftest import MNIST, harness
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.data import Mnist
 from harness.download import DownloadError, fetch
 

@@ -93,7 +93,7 @@ def test_mini_batch_rows_keep_inputs_and_targets_paired():
 
 def test_runs_with_different_lr_or_batch_size_start_from_same_weights():
     from harness import compose
-    from harness.run import build
+    from harness.job import build
 
     networks = [build(compose([f"lr={lr}", f"batch_size={m}"]))[1] for lr, m in ((0.1, 10), (3.0, "full"))]
     np.testing.assert_array_equal(networks[0].parameters, networks[1].parameters)

@@ -17,17 +17,17 @@ pytestmark = pytest.mark.slow
 
 # a job of the sweep that raises: harness's own command line with the training of lr=0.02 broken
 FAILING = """
-import harness.run
+import harness.job
 from harness.__main__ import cli
 
-real_fit = harness.run.fit
+real_fit = harness.job.fit
 
 def fit(cfg, *args, **kwargs):
     if cfg.lr == 0.02:
         raise RuntimeError("injected failure")
     return real_fit(cfg, *args, **kwargs)
 
-harness.run.fit = fit
+harness.job.fit = fit
 cli()
 """
 LINEAR = ("data=linear", "model=linear", "epochs=3")  # lr=10 diverges on it, lr=0.01 converges
@@ -104,7 +104,7 @@ def test_run_records_commit_config_hash_and_sweep_tags(sweep):
     tags = by_lr(folder)["0.01"].data.tags
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert tags["git_commit"] == commit
-    assert len(tags["config_hash"]) == 64 and tags["sweep_id"].startswith(str(folder / "multirun"))
+    assert len(tags["config_hash"]) == 64
     assert tags["overrides"] == "lr=0.01 data=linear model=linear epochs=3"
 
 
@@ -194,7 +194,7 @@ def test_run_left_running_by_sigkill_is_marked_killed_at_next_launch(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("lr=0.5,0",), "lr: 0.0 must be a number > 0"),
+    (("lr=0.5,0",), "lr: 0.0 must be a finite number > 0"),
     (("batch_size=10,2000",), "batch_size: 2000 is larger than the 1297 training inputs"),
     (("+experiment=nope",), "experiment: 'nope' is not one of batch_size_sweep, critical_batch, gd_vs_sgd,"),
     (("data=digits,nope",), "data: 'nope' is not one of blobs, digits,"),
@@ -231,5 +231,5 @@ def test_ray_launcher_runs_a_sweep_on_a_local_ray_instance(tmp_path):
 
 def test_wrong_type_is_caught_by_the_schema_before_any_run(tmp_path):
     result = harness("-m", "epochs=1,abc", cwd=tmp_path, check=False)
-    assert result.returncode == 1 and "Value 'abc' of type 'str' could not be converted to Integer" in result.stderr
-    assert "full_key: epochs" in result.stderr and not (tmp_path / "mlflow.db").exists()
+    assert result.returncode == 2 and not (tmp_path / "mlflow.db").exists()
+    assert result.stderr.strip() == "error: epochs: Value 'abc' of type 'str' could not be converted to Integer"

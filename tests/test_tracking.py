@@ -1,34 +1,153 @@
-"""The pieces of sweep tracking that need no command line: config hashes, run names, choices, processes."""
+"""The record in-process: a run is FINISHED only with every epoch it trained in the store, a
+failing store never blocks the next job, resume checks what a FINISHED run really holds, and a
+store left half-created is repaired."""
 
-import signal
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 
-from harness import compose
+import harness
+from harness import names, store
 from harness.__main__ import unknown_choice
-from harness.config import ConfigError, check
-from harness.sweep import run_name
-from harness.tracking import config_hash, process_alive, process_start
+from harness.errors import ConfigError
+from harness.job import run_name
+from harness.signals import process_alive, process_start
+from harness.sweep import ui_command
+
+SMALL = ["data=blobs", "data.n=100", "model.hidden=[4]"]
 
 
-def config(*overrides):
-    return compose(overrides)
+@pytest.fixture
+def uri(workdir):
+    return f"sqlite:///{workdir / 'mlflow.db'}"
 
 
-def test_config_hash_ignores_where_the_run_is_tracked_and_where_data_lives():
-    assert config_hash(config()) == config_hash(config("tracking.uri=sqlite:///elsewhere.db", "tracking.experiment=x",
-                                                       "blas_threads=1"))
-    assert config_hash(config("data=mnist")) == config_hash(config("data=mnist", "data.root=/somewhere"))
+def the_run(uri):
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    return run
 
 
-def test_config_hash_changes_with_the_seed():
-    assert config_hash(config("seed=0")) != config_hash(config("seed=1"))
+def recorded_epochs(uri, run) -> list[int]:
+    return [point.step for point in MlflowClient(uri).get_metric_history(run.info.run_id, names.TRAIN_COST)]
+
+
+def fail_writes_after(monkeypatch, calls: int):
+    """Every metrics write of MLflow's client after the first `calls` raises, as a full disk does."""
+    log_batch, count = MlflowClient.log_batch, [0]
+
+    def full_disk(self, run_id, **kwargs):
+        count[0] += 1
+        if count[0] > calls and kwargs.get("metrics"):
+            raise OSError(28, "No space left on device")
+        return log_batch(self, run_id, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", full_disk)
+
+
+def test_a_store_that_fails_mid_run_ends_the_run_failed_not_finished(uri, monkeypatch):
+    monkeypatch.setattr("harness.tracking.Recorder.FLUSH_SECONDS", 0.0)  # one write per epoch
+    fail_writes_after(monkeypatch, calls=4)  # params, then epochs 0, 1, 2
+    with pytest.raises(OSError):
+        harness.train_from_config([*SMALL, "epochs=10", f"tracking.uri={uri}"], track=True)
+    run = the_run(uri)
+    assert (run.info.status, run.data.tags[names.STATUS]) == ("FAILED", "failed")
+    assert run.data.tags[names.ERROR] == "OSError: [Errno 28] No space left on device"
+    assert recorded_epochs(uri, run) == [0, 1, 2]
+
+
+def test_a_job_after_a_store_failure_runs(uri, monkeypatch):
+    monkeypatch.setattr("harness.tracking.Recorder.FLUSH_SECONDS", 0.0)
+    with monkeypatch.context() as patch:
+        fail_writes_after(patch, calls=2)
+        with pytest.raises(OSError):
+            harness.train_from_config([*SMALL, "epochs=5", f"tracking.uri={uri}"], track=True)
+    result, _ = harness.train_from_config([*SMALL, "epochs=2", f"tracking.uri={uri}"], track=True)
+    assert result.status == "finished"  # not "Run ... is already active"
+
+
+def test_a_run_whose_end_the_store_refuses_stays_running_for_the_next_launch_to_close(uri, monkeypatch):
+    monkeypatch.setattr("harness.tracking.Recorder.FLUSH_SECONDS", 0.0)
+    fail_writes_after(monkeypatch, calls=2)
+    monkeypatch.setattr(MlflowClient, "set_terminated", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "full")))
+    with pytest.raises(OSError):
+        harness.train_from_config([*SMALL, "epochs=5", f"tracking.uri={uri}"], track=True)
+    assert the_run(uri).info.status == "RUNNING"  # never FINISHED; its process's end lets the next launch mark it
+
+
+def finished_run_with_epochs(uri, steps: list[int], tags: dict | None = None) -> tuple[str, str]:
+    """A FINISHED run of the default config holding train_cost at `steps` only."""
+    client = store.connect(uri)
+    experiment = store.experiment_id(client, "harness")
+    digest = harness.config.config_hash(harness.compose(["epochs=5"]))
+    run_id = client.create_run(experiment, tags={names.CONFIG_HASH: digest, **(tags or {})}).info.run_id
+    client.log_batch(run_id, metrics=[Metric(names.TRAIN_COST, 1.0, 0, step) for step in steps])
+    client.set_terminated(run_id, "FINISHED")
+    return experiment, digest
+
+
+def test_resume_does_not_take_a_finished_run_that_lacks_epochs(uri):
+    experiment, digest = finished_run_with_epochs(uri, [0, 1, 2])
+    assert store.finished_run(MlflowClient(uri), experiment, digest, epochs=5) is None
+
+
+def test_resume_takes_a_finished_run_with_every_epoch(uri):
+    experiment, digest = finished_run_with_epochs(uri, [0, 1, 2, 3, 4, 5])
+    assert store.finished_run(MlflowClient(uri), experiment, digest, epochs=5) is not None
+
+
+def test_resume_takes_a_diverged_run_with_every_epoch_before_it_diverged(uri):
+    experiment, digest = finished_run_with_epochs(uri, [0, 1, 2], {names.STATUS: names.DIVERGED,
+                                                                   names.DIVERGED_EPOCH: "3"})
+    assert store.finished_run(MlflowClient(uri), experiment, digest, epochs=5) is not None
+
+
+def test_a_half_created_store_without_runs_is_made_anew(workdir, capsys):
+    with sqlite3.connect(workdir / "mlflow.db") as db:  # what a first launch leaves when the disk fills
+        db.execute("create table experiments (experiment_id integer primary key)")
+        db.execute("create table _alembic_tmp_runs (x integer)")
+    client = store.connect(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert store.experiment_id(client, "harness")
+    assert "half-created MLflow store with no runs" in capsys.readouterr().err
+
+
+def test_a_store_with_runs_that_cannot_be_opened_is_named_with_the_fix(workdir):
+    with sqlite3.connect(workdir / "mlflow.db") as db:
+        db.execute("create table runs (run_uuid text)")
+        db.execute("insert into runs values ('a')")
+    with pytest.raises(ConfigError, match=r"^tracking.uri: .*mlflow.db cannot be opened as an MLflow store .*"
+                                          r"run `mlflow db upgrade sqlite:///"):
+        store.connect(f"sqlite:///{workdir / 'mlflow.db'}")
+
+
+def test_a_read_only_folder_is_one_line_at_once(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]).returncode:
+        pytest.skip("needs root to mount a read-only file system")
+    try:
+        with pytest.raises(ConfigError, match=r"^tracking.uri: cannot write .*mlflow.db \(Read-only file system\)"):
+            store.connect(f"sqlite:///{folder / 'mlflow.db'}")
+    finally:
+        subprocess.run(["umount", str(folder)])
+
+
+def test_short_epochs_are_written_together_and_every_point_is_kept(uri, monkeypatch):
+    writes = []
+    log_batch = MlflowClient.log_batch
+    monkeypatch.setattr(MlflowClient, "log_batch", lambda self, run_id, **kw: writes.append(kw) or log_batch(self, run_id, **kw))
+    harness.train_from_config([*SMALL, "epochs=40", f"tracking.uri={uri}"], track=True)
+    assert recorded_epochs(uri, the_run(uri)) == list(range(41))
+    assert len([w for w in writes if w.get("metrics")]) < 5  # 41 epochs of a few ms each: not one write per epoch
 
 
 def test_run_name_keeps_what_the_job_computes():
-    assert run_name(["lr=3", "launcher=parallel", "+experiment=lr_sweep", "data.root=/d", "seed=0"]) == "lr=3,seed=0"
+    assert run_name(["lr=3", "launcher=parallel", "+experiment=lr_sweep", "data.root=/d", "seed=0",
+                     "tracking.uri=x"]) == "lr=3,seed=0"
 
 
 def test_unknown_group_choice_is_one_line_naming_the_options():
@@ -36,10 +155,9 @@ def test_unknown_group_choice_is_one_line_naming_the_options():
     assert unknown_choice(["data=digits", "hydra/launcher=joblib"]) is None
 
 
-def test_lr_per_batch_size_without_an_entry_for_m_is_a_config_error():
-    cfg = config("+experiment=batch_size_sweep", "batch_size=7")
-    with pytest.raises(ConfigError, match="batch_size: 7 has no entry in the per_batch_size table; allowed: 1, 3, 10"):
-        check(cfg)
+def test_the_mlflow_ui_command_is_quoted_for_the_shell():
+    assert ui_command("sqlite:////tmp/it's here/mlflow.db") == \
+        "mlflow ui --backend-store-uri 'sqlite:////tmp/it'\"'\"'s here/mlflow.db'"
 
 
 def test_a_finished_process_is_not_alive():
@@ -49,90 +167,3 @@ def test_a_finished_process_is_not_alive():
     child.kill()
     child.wait()
     assert not process_alive(child.pid, start)
-
-
-def test_short_epochs_are_written_together_and_every_point_is_kept(workdir, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
-    import harness
-
-    writes = []
-    log_batch = MlflowClient.log_batch
-    monkeypatch.setattr(MlflowClient, "log_batch", lambda self, run_id, **kw: writes.append(run_id) or log_batch(self, run_id, **kw))
-    harness.train_from_config(["data=blobs", "data.n=100", "epochs=40", "model.hidden=[4]"], track=True)
-    client = MlflowClient()
-    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
-    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == list(range(41))
-    assert len(writes) < 5  # 41 epochs of a few ms each: one write at the end, not one per epoch
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost Killed, as intended
-def test_a_signal_whose_killed_was_lost_ends_the_run_killed_at_the_next_epoch(workdir, monkeypatch):
-    import weakref
-
-    from mlflow.tracking import MlflowClient
-
-    import harness
-    from harness import tracking
-
-    monkeypatch.setattr(tracking, "received", None)
-    log_epoch = tracking.Tracker.log_epoch
-
-    def signal_during_a_weakref_callback_at_epoch_2(self, epoch, metrics, series=None):
-        if epoch == 2:  # Python prints what the handler raises there, and carries on
-            target = type("Target", (), {})()
-            ref = weakref.ref(target, lambda _: tracking._raise_killed(signal.SIGTERM, None))  # noqa: F841
-            del target
-        log_epoch(self, epoch, metrics, series)
-
-    monkeypatch.setattr(tracking.Tracker, "log_epoch", signal_during_a_weakref_callback_at_epoch_2)
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"  # its own store: MLflow keeps one per URI for the process
-    with pytest.raises(tracking.Killed):
-        harness.train_from_config(["data=blobs", "data.n=100", "epochs=5", "model.hidden=[4]", f"tracking.uri={uri}"],
-                                  track=True)
-    client = MlflowClient(uri)
-    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
-    assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
-    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1, 2]
-
-
-def test_a_signal_during_a_metrics_write_lets_it_finish_then_ends_the_run_killed(workdir, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
-    import harness
-    from harness import tracking
-
-    monkeypatch.setattr(tracking, "received", None)
-    monkeypatch.setattr(tracking.Tracker, "FLUSH_SECONDS", 0.0)  # one write per epoch
-    log_batch = MlflowClient.log_batch
-    finished = []
-
-    def signal_in_the_middle_of_epoch_1s_write(self, run_id, **kwargs):
-        if not any(metric.step == 1 for metric in kwargs.get("metrics", [])):
-            return log_batch(self, run_id, **kwargs)
-        tracking._raise_killed(signal.SIGTERM, None)  # the handler, run between two bytecodes of the call
-        result = log_batch(self, run_id, **kwargs)
-        finished.append(run_id)
-        return result
-
-    monkeypatch.setattr(MlflowClient, "log_batch", signal_in_the_middle_of_epoch_1s_write)
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    with pytest.raises(tracking.Killed):
-        harness.train_from_config(["data=blobs", "data.n=100", "epochs=5", "model.hidden=[4]", f"tracking.uri={uri}"],
-                                  track=True)
-    client = MlflowClient(uri)
-    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
-    assert finished == [run.info.run_id]
-    assert run.info.status == "KILLED" and run.data.tags["error"] == "killed by SIGTERM"
-    assert [point.step for point in client.get_metric_history(run.info.run_id, "train_cost")] == [0, 1]
-
-
-def test_a_tracked_call_after_one_stopped_by_a_signal_runs(workdir, monkeypatch):
-    import harness
-    from harness import tracking
-
-    monkeypatch.setattr(tracking, "received", signal.SIGINT)  # an earlier call in this process was stopped
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    result, _ = harness.train_from_config(["data=blobs", "data.n=100", "epochs=2", "model.hidden=[4]",
-                                           f"tracking.uri={uri}"], track=True)
-    assert result.status == "finished"

@@ -1,0 +1,197 @@
+"""One job, start to finish, for every entry point (`python -m harness`, a sweep's worker, the
+Python API): check the config → skip it if already done → build the data and the network → open
+its run → train → close the run.
+
+Where the job runs (alone or in a sweep, tracked or not) is a `Context`; what happens when it
+fails is one wrapper, `run`: in a sweep, any error is recorded as a FAILED run and the sweep goes
+on; a signal, or the loss of the sweep's launching process, ends the run KILLED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from mlflow.entities import Run
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from . import data as datasets
+from . import names, signals, store, tracking
+from .config import check, check_batch_size, config_hash
+from .errors import ConfigError, describe
+from .network import Network
+from .train import Result, random_streams, train
+
+SWEEP = "HARNESS_SWEEP"  # environment of a sweep's jobs: the id of the sweep's parent run
+CLAIM_POLL_SECONDS = 2.0
+
+
+@dataclass
+class Context:
+    """Where a job runs: tracked or not, and in which sweep (the parent run's id) with which overrides."""
+    track: bool = True
+    overrides: list[str] = field(default_factory=list)
+    sweep: str | None = None
+    resume: bool = False  # skip the job if its config already has a complete FINISHED run
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> "Context":
+        hydra = HydraConfig.get()
+        sweep = os.environ.get(SWEEP) if hydra.mode == RunMode.MULTIRUN else None
+        return cls(overrides=list(hydra.overrides.task), sweep=sweep, resume=bool(sweep) and cfg.tracking.resume)
+
+
+@dataclass
+class Outcome:
+    status: str  # finished, diverged, skipped, failed or killed
+    name: str
+    result: Result | None = None
+    network: Network | None = None
+    run_id: str | None = None
+
+
+def run_name(overrides: list[str]) -> str:
+    """`lr=3,batch_size=10,seed=0`: the overrides that say what this job computes."""
+    key = lambda override: override.split("=", 1)[0].lstrip("+~")
+    aside = lambda k: k == "experiment" or any(k == e or k.startswith(f"{e}.") for e in names.EXECUTION_KEYS)
+    return ",".join(o for o in overrides if not aside(key(o)))
+
+
+def default_name(cfg: DictConfig) -> str:
+    return f"lr={cfg.lr},batch_size={cfg.batch_size},seed={cfg.seed}"
+
+
+@lru_cache(maxsize=1)
+def load_data(settings: str, dtype: str) -> datasets.Dataset:
+    """The dataset of these settings (JSON), kept for the next job of this process that uses the same."""
+    return datasets.load(json.loads(settings)).astype(dtype)
+
+
+def build(cfg: DictConfig):
+    """The dataset, the initial network and the sampling stream of a checked config."""
+    dataset = load_data(json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True), cfg.model.dtype)
+    check_batch_size(cfg.batch_size, len(dataset.train))
+    init_rng, sampling_rng = random_streams(cfg.seed)
+    m = cfg.model
+    network = Network.from_sizes([dataset.n_in, *m.hidden, dataset.n_out], seed=init_rng, init=m.init,
+                                 dtype=m.dtype, activation=m.activation, output=m.output, cost=m.cost)
+    return dataset, network, sampling_rng
+
+
+def fit(cfg: DictConfig, dataset, network: Network, sampling_rng, on_epoch=lambda epoch, metrics, series: None) -> Result:
+    return train(network, dataset, cfg.lr, cfg.batch_size, cfg.epochs, sampling_rng, last_batch=cfg.last_batch,
+                 divergence_ratio=cfg.divergence_ratio, measure=cfg.measure, on_epoch=on_epoch)
+
+
+def claim(client, experiment: str, digest: str, cfg: DictConfig, open_run) -> str | Run:
+    """The id of a new run (`open_run()`) that holds the claim to train this config, or the
+    complete FINISHED run that makes the job a skip. A run another live process is training is
+    waited for: it may finish (a skip) or stop (then this job trains it). Two jobs that claim at
+    the same moment each see the other's run, since each looks after creating its own, and both
+    step back and try again: two trainings of one config never run at once."""
+    while True:
+        done = store.finished_run(client, experiment, digest, cfg.epochs)
+        if done is not None:
+            return done
+        other = store.live_claim(experiment, digest)
+        if other is not None:
+            print(f"waiting: {other.info.run_name} is being trained by pid {other.data.tags.get(names.PID)} "
+                  f"on {other.data.tags.get(names.HOST)} (run {other.info.run_id})", flush=True)
+            while store.live_claim(experiment, digest) is not None:
+                signals.check()
+                time.sleep(CLAIM_POLL_SECONDS)
+            continue
+        run_id = open_run()
+        if store.live_claim(experiment, digest, mine=run_id) is None:
+            return run_id
+        client.delete_run(run_id)
+        time.sleep(random.uniform(0.1, 1.0))
+
+
+class Job:
+    """One job's sequence; `run_id` is set once its run is open."""
+
+    def __init__(self, cfg: DictConfig, context: Context):
+        self.cfg, self.context = cfg, context
+        self.name = run_name(context.overrides) or default_name(cfg)
+        self.run_id: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        return {names.CONFIG_HASH: config_hash(self.cfg), names.OVERRIDES: " ".join(self.context.overrides)}
+
+    def train(self) -> Outcome:
+        """check → build → (skip if done) → open run → train → close run."""
+        cfg, context = self.cfg, self.context
+        check(cfg)
+        with threadpool_limits(limits=cfg.blas_threads):
+            dataset, network, sampling_rng = build(cfg)  # checks what depends on the data, before tracking
+            if not context.track:
+                result = fit(cfg, dataset, network, sampling_rng)
+                return Outcome(result.status, self.name, result, network)
+            client = store.connect(cfg.tracking.uri)
+            experiment = store.experiment_id(client, cfg.tracking.experiment)
+            if context.sweep is None:  # a sweep's launcher has already closed abandoned runs
+                store.close_abandoned(client, experiment)
+            open_run = lambda: tracking.create_run(client, experiment, self.name, self.tags(), context.sweep)
+            claimed = claim(client, experiment, config_hash(cfg), cfg, open_run) if context.resume else open_run()
+            if not isinstance(claimed, str):
+                return Outcome("skipped", self.name, run_id=claimed.info.run_id)
+            self.run_id = claimed
+            with tracking.recorded(client, self.run_id) as recorder:
+                recorder.log_inputs(cfg, dataset)
+                on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), signals.check())
+                result = fit(cfg, dataset, network, sampling_rng, on_epoch=on_epoch)
+                recorder.finish(result, network)
+        return Outcome(result.status, self.name, result, network, self.run_id)
+
+    def record_failure(self, error: BaseException) -> None:
+        """A FAILED run for a job that failed before its run was open, if the store can take one."""
+        try:
+            client = store.connect(self.cfg.tracking.uri)
+            experiment = store.experiment_id(client, self.cfg.tracking.experiment)
+            self.run_id = tracking.create_run(client, experiment, self.name, self.tags(), self.context.sweep)
+            store.end(client, self.run_id, "FAILED", describe(error))
+        except Exception as store_error:  # noqa: BLE001 - the sweep's summary still counts the job failed
+            print(f"the store could not record it either: {describe(store_error)}", file=sys.stderr)
+
+
+def store_error(error: BaseException) -> bool:
+    """An error of the store or of the way to it: its one line says all, its traceback is MLflow's."""
+    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in ("mlflow", "sqlalchemy", "sqlite3",
+                                                                                   "requests", "urllib3")
+
+
+def run(cfg: DictConfig, context: Context) -> Outcome:
+    """The job with its failure policy. Alone, an error propagates (the command line reports it);
+    in a sweep, it is printed and recorded FAILED, and the sweep goes on. Stopped ends the run
+    KILLED; a worker process of a sweep then exits rather than take another job."""
+    job = Job(cfg, context)
+    try:
+        if not context.track:
+            return job.train()
+        with signals.handled(), signals.deferred():
+            signals.watch_launcher()
+            return job.train()
+    except signals.Stopped as stop:
+        if signals.launcher() is not None:
+            print(f"stopped: {job.name} ({stop.reason}); its run is marked KILLED", file=sys.stderr, flush=True)
+            os._exit(stop.exit_code)
+        raise
+    except Exception as error:
+        if context.sweep is None:
+            raise
+        if not (isinstance(error, ConfigError) or store_error(error)):
+            traceback.print_exc()
+        print(f"failed: {job.name}: {describe(error)}; the sweep goes on", file=sys.stderr, flush=True)
+        if job.run_id is None:
+            job.record_failure(error)
+        return Outcome("failed", job.name, run_id=job.run_id)

@@ -1,0 +1,183 @@
+"""The MLflow store, and what the job layer asks of it.
+
+Opening: a SQLite store is created and migrated under an exclusive lock on its file, so launches
+that start together in a new folder do not race MLflow's migrations; a store left half-created
+(a disk that filled during the first launch) and holding no runs is set aside and made anew. A
+server is checked with a real API call before any job starts.
+
+Questions: is a config already trained to its last epoch (resume), is another process training
+it right now (a live claim), and which RUNNING runs were abandoned by a process that is gone (on
+this host: its pid; on another host: a heartbeat older than `STALE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sqlite3
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from mlflow.entities import Run, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from . import names
+from .errors import ConfigError, describe
+from .signals import process_alive
+
+# MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
+STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
+
+_opened: set[str] = set()  # stores this process has opened (each is created or checked once)
+
+
+def connect(uri: str) -> MlflowClient:
+    """A client of the store at `uri`, created if new; a store that cannot be used is a
+    ConfigError naming tracking.uri, within seconds."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if uri not in _opened:
+        if uri.startswith(("http://", "https://")):
+            check_server(uri)
+        elif uri.startswith("sqlite:///"):
+            open_sqlite(uri)
+        _opened.add(uri)
+    mlflow.set_tracking_uri(uri)  # for the MLflow calls that only take the global store
+    return MlflowClient(uri)
+
+
+def check_server(uri: str) -> None:
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(f"tracking.uri: cannot reach the MLflow server at {uri} ({reason}); "
+                          f"start it (`mlflow server`) or use tracking=sqlite") from None
+
+
+def sqlite_path(uri: str) -> Path:
+    return Path(uri.removeprefix("sqlite:///"))  # sqlite:////abs/mlflow.db gives /abs/mlflow.db
+
+
+def open_sqlite(uri: str) -> None:
+    """Create or check the store while holding an exclusive lock on its file. SQLite's own locks
+    are POSIX locks, which an flock does not touch; none is held here when the lock is released."""
+    path = sqlite_path(uri)
+    with locked(path):
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)  # MLflow creates or checks the schema
+            return
+        except Exception as error:  # noqa: BLE001 - any failure to open is reported or repaired below
+            if holds_runs(path):
+                raise ConfigError(f"tracking.uri: {path.resolve()} cannot be opened as an MLflow store "
+                                  f"({describe(error)}); back it up, then run `mlflow db upgrade {uri}`") from None
+            print(f"{path} was a half-created MLflow store with no runs ({describe(error)}); creating it anew",
+                  file=sys.stderr)
+        try:
+            empty(path)  # in place: MLflow keeps a connection to this file open
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as error:  # noqa: BLE001
+            raise ConfigError(f"tracking.uri: cannot create an MLflow store at {path.resolve()} "
+                              f"({describe(error)})") from None
+
+
+def empty(path: Path) -> None:
+    """Drop every table of the SQLite file, leaving a new database."""
+    with sqlite3.connect(path) as db:
+        for (table,) in db.execute("select name from sqlite_master where type = 'table'").fetchall():
+            db.execute(f'drop table "{table}"')
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file at `path`, created empty if missing (a new SQLite database)."""
+    try:
+        handle = open(path, "a")
+    except OSError as error:
+        raise ConfigError(f"tracking.uri: cannot write {path.resolve()} ({error.strerror}); run from a writable "
+                          f"folder or set tracking.uri=sqlite:////path/to/mlflow.db") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def holds_runs(path: Path) -> bool:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from runs").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The id of the named experiment, created if it does not exist yet."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def search(experiment: str, where: str) -> list[Run]:
+    """Every run of the experiment that matches `where` (MLflow pages through them)."""
+    return mlflow.search_runs([experiment], where, output_format="list")
+
+
+def complete(client: MlflowClient, run: Run, epochs: int) -> bool:
+    """Every epoch the run claims is in the store: 0 to `epochs`, or up to the one before it diverged."""
+    tags = run.data.tags
+    last = int(tags[names.DIVERGED_EPOCH]) - 1 if tags.get(names.STATUS) == names.DIVERGED else epochs
+    recorded = {point.step for point in client.get_metric_history(run.info.run_id, names.TRAIN_COST)}
+    return recorded >= set(range(last + 1))
+
+
+def finished_run(client: MlflowClient, experiment: str, digest: str, epochs: int) -> Run | None:
+    """A FINISHED run of this config hash with every epoch recorded, or None."""
+    where = f"attributes.status = 'FINISHED' and tags.{names.CONFIG_HASH} = '{digest}'"
+    return next((run for run in search(experiment, where) if complete(client, run, epochs)), None)
+
+
+def alive(run: Run) -> bool:
+    """Is the process that runs it still there? This host: its pid; another: its heartbeat."""
+    tags = run.data.tags
+    if tags.get(names.HOST) == socket.gethostname() and names.PID in tags:
+        return process_alive(int(tags[names.PID]), tags.get(names.PROCESS_START, ""))
+    beat = float(tags.get(names.HEARTBEAT, run.info.start_time / 1000))
+    return time.time() - beat < STALE_SECONDS
+
+
+def live_claim(experiment: str, digest: str, mine: str | None = None) -> Run | None:
+    """A RUNNING run of this config hash, other than `mine`, whose process is alive."""
+    where = f"attributes.status = 'RUNNING' and tags.{names.CONFIG_HASH} = '{digest}'"
+    return next((run for run in search(experiment, where) if run.info.run_id != mine and alive(run)), None)
+
+
+def end(client: MlflowClient, run_id: str, status: str, error: str | None = None) -> None:
+    """End a run FINISHED, FAILED or KILLED, its `status` tag saying the same, with the error if any."""
+    tags = [RunTag(names.STATUS, status.lower())] + ([RunTag(names.ERROR, error[:5000])] if error else [])
+    client.log_batch(run_id, tags=tags, synchronous=True)
+    client.set_terminated(run_id, status)
+
+
+def close_abandoned(client: MlflowClient, experiment: str) -> list[str]:
+    """Mark KILLED each RUNNING run whose process is gone; return their ids."""
+    closed = []
+    for run in search(experiment, "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if names.PID in tags and not alive(run):
+            end(client, run.info.run_id, "KILLED",
+                f"process {tags[names.PID]} on {tags.get(names.HOST)} ended without closing the run")
+            closed.append(run.info.run_id)
+    return closed
