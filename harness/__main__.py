@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import names, signals, sweep
 from .config import CONF
 from .errors import ConfigError, describe, exit_with
-from .job import Context, run
+from .job import Context, run, store_error
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
@@ -27,6 +27,10 @@ def main(cfg: DictConfig) -> dict:
         outcome = run(cfg, context)
     except ConfigError as error:  # here, not in `cli`: Hydra would first print the job's overrides
         exit_with(f"error: {error}", 2)
+    except Exception as error:
+        if not store_error(error):
+            raise
+        exit_with(f"error: the store failed: {describe(error)}; the run is not FINISHED", 1)
     final = outcome.result.final if outcome.result else {}
     if context.sweep is None:  # a sweep prints one table for all its jobs at the end
         shown = ", ".join(f"{key} {final[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in final)
