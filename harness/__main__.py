@@ -14,10 +14,10 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import names, signals, sweep
+from . import signals, sweep
 from .config import CONF
 from .errors import ConfigError, describe, exit_with
-from .job import Context, run, store_error
+from .job import Context, metrics_line, run, store_error
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
@@ -33,9 +33,8 @@ def main(cfg: DictConfig) -> dict:
         exit_with(f"error: the store failed: {describe(error)}; the run is not FINISHED", 1)
     final = outcome.result.final if outcome.result else {}
     if context.sweep is None:  # a sweep prints one table for all its jobs at the end
-        shown = ", ".join(f"{key} {final[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in final)
-        print(f"{outcome.status}: {outcome.name} after {len(outcome.result.history) - 1} epochs: {shown}\n"
-              f"{sweep.ui_command(cfg.tracking.uri)}")
+        print(f"{outcome.status}: {outcome.name} after {len(outcome.result.history) - 1} epochs: "
+              f"{metrics_line(final)}\n{sweep.ui_command(cfg.tracking.uri)}")
     return {"status": outcome.status, **final}
 
 

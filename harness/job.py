@@ -10,6 +10,7 @@ on; a signal, or the loss of the sweep's launching process, ends the run KILLED.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sys
@@ -31,8 +32,10 @@ from .errors import ConfigError, describe
 from .network import Network
 from .train import Result, random_streams, train
 
-SWEEP = "HARNESS_SWEEP"  # environment of a sweep's jobs: the id of the sweep's parent run
+# environment of a sweep's jobs: the id of its parent run, its number of jobs, when it started
+SWEEP, JOBS, STARTED = "HARNESS_SWEEP", "HARNESS_JOBS", "HARNESS_STARTED"
 CLAIM_POLL_SECONDS = 2.0
+log = logging.getLogger("harness")  # Hydra sends a job's lines to the terminal and to its folder's log file
 
 
 @dataclass
@@ -42,12 +45,24 @@ class Context:
     overrides: list[str] = field(default_factory=list)
     sweep: str | None = None
     resume: bool = False  # skip the job if its config already has a complete FINISHED run
+    number: int = 0  # the job's place in its sweep, from 0
+    jobs: int = 1
+    started: float = field(default_factory=time.time)  # when the sweep started
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> "Context":
         hydra = HydraConfig.get()
         sweep = os.environ.get(SWEEP) if hydra.mode == RunMode.MULTIRUN else None
-        return cls(overrides=list(hydra.overrides.task), sweep=sweep, resume=bool(sweep) and cfg.tracking.resume)
+        return cls(overrides=list(hydra.overrides.task), sweep=sweep, resume=bool(sweep) and cfg.tracking.resume,
+                   number=hydra.job.num if sweep else 0, jobs=int(os.environ.get(JOBS, 1)) if sweep else 1,
+                   started=float(os.environ.get(STARTED, time.time())))
+
+    def progress(self) -> str:
+        """`[5/27] … ETA 20 s`: where the sweep stands once this job is done (in a parallel sweep,
+        jobs end about in the order they started)."""
+        done = self.number + 1
+        left = (time.time() - self.started) / done * (self.jobs - done)
+        return f"[{done}/{self.jobs}]", (f", ETA {left:.0f} s" if self.jobs > done else "")
 
 
 @dataclass
@@ -57,6 +72,22 @@ class Outcome:
     result: Result | None = None
     network: Network | None = None
     run_id: str | None = None
+
+
+def metrics_line(metrics: dict) -> str:
+    return ", ".join(f"{key} {metrics[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in metrics)
+
+
+def epoch_lines(cfg: DictConfig):
+    """on_epoch for one run: a line per epoch, at most one a second, and always the last."""
+    shown = [0.0]
+
+    def show(epoch: int, metrics: dict, series: dict) -> None:
+        if epoch == cfg.epochs or time.monotonic() - shown[0] >= 1.0:
+            shown[0] = time.monotonic()
+            log.info(f"epoch {epoch}/{cfg.epochs}: {metrics_line(metrics)}")
+
+    return show
 
 
 def run_name(overrides: list[str]) -> str:
@@ -148,7 +179,8 @@ class Job:
             self.run_id = claimed
             with tracking.recorded(client, self.run_id) as recorder:
                 recorder.log_inputs(cfg, dataset)
-                on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), signals.check())
+                show = epoch_lines(cfg) if cfg.progress and context.sweep is None else lambda *epoch: None
+                on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), show(*epoch), signals.check())
                 result = fit(cfg, dataset, network, sampling_rng, on_epoch=on_epoch)
                 recorder.finish(result, network)
         return Outcome(result.status, self.name, result, network, self.run_id)
@@ -174,16 +206,16 @@ def run(cfg: DictConfig, context: Context) -> Outcome:
     """The job with its failure policy. Alone, an error propagates (the command line reports it);
     in a sweep, it is printed and recorded FAILED, and the sweep goes on. Stopped ends the run
     KILLED; a worker process of a sweep then exits rather than take another job."""
-    job = Job(cfg, context)
+    if not context.track:
+        return Job(cfg, context).train()
+    job, start = Job(cfg, context), time.perf_counter()
     try:
-        if not context.track:
-            return job.train()
         with signals.handled(), signals.deferred():
             signals.watch_launcher()
-            return job.train()
+            outcome = job.train()
     except signals.Stopped as stop:
+        report(cfg, context, Outcome("killed", job.name), time.perf_counter() - start, stop.reason)
         if signals.launcher() is not None:
-            print(f"stopped: {job.name} ({stop.reason}); its run is marked KILLED", file=sys.stderr, flush=True)
             os._exit(stop.exit_code)
         raise
     except Exception as error:
@@ -191,7 +223,19 @@ def run(cfg: DictConfig, context: Context) -> Outcome:
             raise
         if not (isinstance(error, ConfigError) or store_error(error)):
             traceback.print_exc()
-        print(f"failed: {job.name}: {describe(error)}; the sweep goes on", file=sys.stderr, flush=True)
         if job.run_id is None:
             job.record_failure(error)
-        return Outcome("failed", job.name, run_id=job.run_id)
+        outcome = Outcome("failed", job.name, run_id=job.run_id)
+        report(cfg, context, outcome, time.perf_counter() - start, describe(error))
+        return outcome
+    report(cfg, context, outcome, time.perf_counter() - start)
+    return outcome
+
+
+def report(cfg: DictConfig, context: Context, outcome: Outcome, seconds: float, why: str = "") -> None:
+    """A sweep's line for this job: `[5/27] lr=3,seed=1 finished: train_cost 0.011, … (1.2 s), ETA 20 s`."""
+    if context.sweep is None or not cfg.progress:
+        return
+    place, eta = context.progress()
+    what = why or (metrics_line(outcome.result.final) if outcome.result else "already has a FINISHED run")
+    log.info(f"{place} {outcome.name} {outcome.status}: {what} ({seconds:.1f} s){eta}")

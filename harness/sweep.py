@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -30,7 +31,7 @@ from . import data as datasets
 from . import names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import SWEEP, run_name
+from .job import JOBS, STARTED, SWEEP, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "SweepCallback | None" = None  # the sweep this process launches, for `abort`
@@ -129,24 +130,29 @@ class SweepCallback(Callback):
             print(f"marked KILLED {len(closed)} run(s) left RUNNING by processes that are gone: {', '.join(closed)}")
         tags = {names.ROLE: names.SWEEP, names.OVERRIDES: " ".join(config.hydra.overrides.task),
                 **tracking.process_tags(), **tracking.git_tags()}
-        if configs[0].study.question:
-            tags[names.DESCRIPTION] = configs[0].study.question  # the sweep's description in the MLflow UI
+        if configs[0].study.question:  # the description of the sweep and of its experiment in the MLflow UI
+            tags[names.DESCRIPTION] = configs[0].study.question
+            self.client.set_experiment_tag(self.experiment, names.DESCRIPTION, configs[0].study.question)
         self.parent = self.client.create_run(self.experiment, run_name=f"sweep {Path(config.hydra.sweep.dir).name}",
                                              tags=tags).info.run_id
+        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: len(jobs),
+                       STARTED: f"{time.time():.3f}"}
         with read_write(config.hydra), open_dict(config.hydra):  # each job's config is composed from these
-            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{SWEEP}={self.parent}")
-            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{signals.LAUNCHER}={signals.this_process()}")
+            config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{key}={value}" for key, value in environment.items()])
 
     def end(self) -> None:
         tracking.close_unclosed(self.client)
         try:
-            counts = self.summarize()
+            counts, text, best = self.summarize()
         except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
             exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
                       f"the next launch marks what was left RUNNING", 1)
-        try:
-            self.client.log_batch(self.parent, metrics=[Metric(f"jobs_{k}", n, 0, 0) for k, n in counts.items()],
-                                  tags=[RunTag(f"jobs_{k}", str(n)) for k, n in counts.items()], synchronous=True)
+        print(text, flush=True)
+        try:  # the results on the parent run, so that sweeps can be sorted in the MLflow UI
+            metrics = {f"jobs_{status}": n for status, n in counts.items()} | best
+            self.client.log_batch(self.parent, metrics=[Metric(key, value, 0, 0) for key, value in metrics.items()],
+                                  synchronous=True)
+            self.client.log_text(self.parent, text, "summary.txt")
             store.end(self.client, self.parent, "FINISHED")
         except Exception as error:  # noqa: BLE001 - the next launch marks the parent, its process gone
             print(f"the store refused the end of the sweep ({describe(error)}); the next launch marks it",
@@ -155,11 +161,12 @@ class SweepCallback(Callback):
         if bad:
             exit_with(f"error: {bad} of {len(self.jobs)} jobs did not finish", 1)
 
-    def summarize(self) -> dict[str, int]:
-        """Print a row per job and the counts of each outcome; return the counts."""
+    def summarize(self) -> tuple[dict[str, int], str, dict[str, float]]:
+        """The counts of each outcome, a table with a row per job, and the best final metrics."""
         children = store.search(self.experiment, f"tags.`{names.PARENT_RUN_ID}` = '{self.parent}'")
         by_hash = {run.data.tags.get(names.CONFIG_HASH): run for run in reversed(children)}  # latest first wins
         rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
+        trained = []
         for name, digest in self.jobs:
             run = by_hash.get(digest)
             if run is not None:
@@ -170,11 +177,16 @@ class SweepCallback(Callback):
                 status = "skipped" if run else "missing"
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}
+            if status in ("finished", "skipped"):
+                trained.append(metrics)
             fmt = lambda key: f"{metrics[key]:.4g}" if key in metrics else "-"
             rows.append((name or "(defaults)", fmt(names.TRAIN_COST), fmt(names.TEST_ACCURACY), status))
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "missing")
-        print(f"\n{table(rows)}\n\n{len(self.jobs)} jobs: {summary}\n{ui_command(self.uri)}", flush=True)
-        return counts
+        best = {f"best_{names.TRAIN_COST}": min((m[names.TRAIN_COST] for m in trained if names.TRAIN_COST in m), default=None),
+                f"best_{names.TEST_ACCURACY}": max((m[names.TEST_ACCURACY] for m in trained if names.TEST_ACCURACY in m),
+                                                   default=None)}
+        text = f"\n{table(rows)}\n\n{len(self.jobs)} jobs: {summary}\n{ui_command(self.uri)}"
+        return counts, text, {key: value for key, value in best.items() if value is not None}
 
     def abort(self, status: str, reason: str) -> None:
         """End KILLED or FAILED every run of the sweep still RUNNING, and the sweep itself; what
