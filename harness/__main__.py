@@ -15,14 +15,21 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from . import signals, sweep
-from .config import CONF
+from .config import CONF, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import Context, metrics_line, run, store_error
+from .job import Context, metrics_line, run, run_name, store_error
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     context = Context.from_hydra(cfg)
+    if cfg.dry_run:  # a sweep's dry run ends in its callback, before any job
+        return print(f"dry run: one job, {run_name(context.overrides) or 'the defaults'}; "
+                     f"config hash {config_hash(cfg)[:12]}; nothing was trained or tracked")
+    experiment = next((o.split("=", 1)[1] for o in context.overrides if o.startswith("+experiment=")), None)
+    if experiment is not None and context.sweep is None:
+        print(f"note: {experiment} is a study's sweep; only one job of it runs here. "
+              f"Run the study with: python -m harness -m +experiment={experiment}", file=sys.stderr)
     try:
         outcome = run(cfg, context)
     except ConfigError as error:  # here, not in `cli`: Hydra would first print the job's overrides
@@ -54,8 +61,38 @@ def unknown_choice(arguments: list[str]) -> str | None:
     return None
 
 
+def help_text() -> str:
+    """The keys of conf/config.yaml as its lines say them (value and comment), then each group's choices."""
+    keys = []
+    for line in (CONF / "config.yaml").read_text().splitlines():
+        if line.startswith("hydra:"):
+            break
+        if line and not line.startswith(("#", "defaults", "  -")):
+            keys.append(f"  {line}")
+    groups = [f"  {'+' * (group == 'experiment')}{group}=: {', '.join(sorted(p.stem for p in (CONF / group).glob('*.yaml')))}"
+              for group in ("data", "model", "tracking", "launcher", "experiment")]
+    return "\n".join([
+        "python -m harness [KEY=VALUE ...]         train and track one job",
+        "python -m harness -m KEY=V1,V2 ...        a sweep: one job per combination (dry_run=true lists them)",
+        "python -m harness --cfg job [KEY=VALUE]   show the whole config of a job",
+        "", "Settings (conf/config.yaml: default and meaning):", *keys,
+        "", "Groups (GROUP=CHOICE; a group's own keys as data.n=500, model.hidden=[100]):", *groups,
+        "", "Named studies: experiments/README.md. Hydra's own options: --hydra-help."])
+
+
+def refused(arguments: list[str]) -> str | None:
+    """One line for command lines Hydra would answer with a traceback or that would not do what they say."""
+    if {"-m", "--multirun"} & set(arguments) and {"-c", "--cfg", "--info"} & set(arguments):
+        return "--cfg shows one job's config: drop -m (python -m harness --cfg job lr=1), or list a sweep's jobs with dry_run=true"
+    return unknown_choice(arguments)
+
+
 def cli() -> None:
-    problem = unknown_choice(sys.argv[1:])
+    arguments = sys.argv[1:]
+    if {"-h", "--help"} & set(arguments):
+        print(help_text())
+        sys.exit(0)
+    problem = refused(arguments)
     if problem:
         exit_with(f"error: {problem}", 2)
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")

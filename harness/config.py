@@ -60,6 +60,7 @@ class Config:
     divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
+    dry_run: bool = False  # list the jobs without training or writing to the store
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -119,6 +119,22 @@ def holds_runs(path: Path) -> bool:
         return False
 
 
+def done_already(uri: str, experiment: str, digests: list[str], epochs: list[int]) -> list[str | None]:
+    """For each config hash, the id of a complete FINISHED run in the store, read without writing
+    anything (a store that does not exist yet holds none)."""
+    if uri.startswith("sqlite:///") and not holds_runs(sqlite_path(uri)):
+        return [None] * len(digests)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri)
+    client = MlflowClient(uri)
+    mlflow.set_tracking_uri(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return [None] * len(digests)
+    runs = [finished_run(client, found.experiment_id, digest, n) for digest, n in zip(digests, epochs)]
+    return [run.info.run_id if run else None for run in runs]
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The id of the named experiment, created if it does not exist yet."""
     found = client.get_experiment_by_name(name)

@@ -123,6 +123,9 @@ class SweepCallback(Callback):
         check_jobs(configs)
         self.jobs = [(run_name(overrides), config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
         self.uri = configs[0].tracking.uri
+        if configs[0].dry_run:
+            print(self.dry_run(configs))
+            sys.exit(0)
         self.client = store.connect(self.uri)
         self.experiment = store.experiment_id(self.client, configs[0].tracking.experiment)
         closed = store.close_abandoned(self.client, self.experiment)
@@ -139,6 +142,16 @@ class SweepCallback(Callback):
                        STARTED: f"{time.time():.3f}"}
         with read_write(config.hydra), open_dict(config.hydra):  # each job's config is composed from these
             config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{key}={value}" for key, value in environment.items()])
+
+    def dry_run(self, configs: list[DictConfig]) -> str:
+        """A row per job: its name, config hash and what a launch would do with it."""
+        done = store.done_already(self.uri, configs[0].tracking.experiment, [digest for _, digest in self.jobs],
+                                  [cfg.epochs for cfg in configs])
+        resume = configs[0].tracking.resume
+        rows = [("job", "config hash", "a launch would")] + [
+            (name or "(defaults)", digest[:12], f"skip it: FINISHED run {run_id}" if run_id and resume else "train it")
+            for (name, digest), run_id in zip(self.jobs, done)]
+        return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
 
     def end(self) -> None:
         tracking.close_unclosed(self.client)
