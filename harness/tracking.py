@@ -124,8 +124,8 @@ class Recorder:
         self.flushed_at = time.monotonic()
 
     def finish(self, result: Result, network: Network) -> None:
-        """Every metric, then the curves and weights, then FINISHED: the status comes last."""
-        self.flush()
+        """The curves and weights, then the last metrics with the status in one write, then
+        FINISHED: a `status` of finished or diverged is only ever written with the last epoch."""
         # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
         self.client.log_table(self.run_id, pd.DataFrame(result.history).rename_axis("epoch").reset_index(), names.CURVES)
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
@@ -134,9 +134,12 @@ class Recorder:
             path = Path(folder) / names.WEIGHTS
             np.savez(path, **weights)
             self.client.log_artifact(self.run_id, str(path))
+        tags = {names.STATUS: result.status}
         if result.diverged_epoch is not None:
-            self.client.set_tag(self.run_id, names.DIVERGED_EPOCH, str(result.diverged_epoch))
-        self.client.set_tag(self.run_id, names.STATUS, result.status)
+            tags[names.DIVERGED_EPOCH] = str(result.diverged_epoch)
+        self.client.log_batch(self.run_id, metrics=self.pending, tags=[RunTag(k, v) for k, v in tags.items()],
+                              synchronous=True)
+        self.pending.clear()
         self.client.set_terminated(self.run_id, "FINISHED")
         self.stopped.set()
 
