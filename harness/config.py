@@ -47,6 +47,8 @@ class TrackingConfig:
 @dataclass
 class StudyConfig:
     question: str = ""  # what a named study asks; reports and the sweep's MLflow description show it
+    target_cost: Optional[float] = None  # training cost whose updates-to-reach the report measures (None: its default)
+    target_accuracy: Optional[float] = None  # validation accuracy, a fraction, likewise
 
 
 @dataclass
