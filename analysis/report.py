@@ -166,8 +166,7 @@ def answer(table: pd.DataFrame, best: pd.DataFrame, goals: list[summary.Target],
                              "about halves the updates needed; above it, it saves few.")
             elif measured >= 3:
                 lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
-                             f"between m = {batch_label(at_best.batch_size.iloc[0]).removeprefix('m = ')} and the largest m "
-                             "that reached it.")
+                             "between the smallest and the largest batch size that reached it.")
     for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
         found = configs_text(table, outcome)
         if found:

@@ -276,14 +276,14 @@ def at_best(reached: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
 def critical_batch(sizes, updates) -> tuple[float, float] | None:
     """(B_crit, S_min) of S(m) = S_min (1 + B_crit/m), the updates S to a target at batch size m
     (McCandlish et al. 2018, eq. 2.11), fitted as a line in 1/m weighted by 1/S (relative errors,
-    as S spans decades); None with fewer than 3 batch sizes or when the fit has no bend (S not
-    falling with m, or falling as 1/m all the way)."""
+    as S spans decades); None with fewer than 3 batch sizes or when the fit puts no bend between the
+    smallest and the largest m measured (S not falling with m, or falling as 1/m all the way)."""
     sizes, updates = np.asarray(sizes, dtype=float), np.asarray(updates, dtype=float)
     keep = np.isfinite(sizes) & np.isfinite(updates)
     if keep.sum() < 3:
         return None
     slope, intercept = np.polyfit(1 / sizes[keep], updates[keep], 1, w=1 / updates[keep])
-    if slope <= 0 or intercept <= 0:
+    if slope <= 0 or intercept <= 0 or not sizes[keep].min() < slope / intercept < sizes[keep].max():
         return None
     return float(slope / intercept), float(intercept)
 

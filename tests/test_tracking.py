@@ -37,7 +37,7 @@ def test_unknown_group_choice_is_one_line_naming_the_options():
 
 
 def test_lr_per_batch_size_without_an_entry_for_m_is_a_config_error():
-    cfg = config("+experiment=batch_size_sweep", "batch_size=7")
+    cfg = config("lr='${per_batch_size:${batch_size},{1: 0.5, 3: 1.0, 10: 3.0}}'", "batch_size=7")
     with pytest.raises(ConfigError, match="batch_size: 7 has no entry in the per_batch_size table; allowed: 1, 3, 10"):
         check(cfg)
 
