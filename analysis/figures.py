@@ -246,7 +246,7 @@ def tuned(runs: pd.DataFrame, metric: str = COST, found: summary.Study | None = 
     batches = batch_sizes(best.batch_size)
     colour = ordered_colours(batches, summary.full_batch_size(runs))
     figure, axes = grid(3, sharex=False, sharey=True)
-    handles = []
+    handles, drawn = [], []
     for ax, x in zip(axes, axes_x):
         curves = curves_against(chosen, metric, x)
         log = log_x(x, curves[x])
@@ -256,8 +256,9 @@ def tuned(runs: pd.DataFrame, metric: str = COST, found: summary.Study | None = 
         for b in best.itertuples():
             config = curves[curves.batch_size == b.batch_size]
             draw_seeds(ax, summary.spread(config, CONFIG, x, metric), x, colour[b.batch_size], "")
-        scale_y(ax, metric, curves[metric])
+        drawn.append(curves[metric])
         ax.set_xlabel(label(x))
+    scale_y(axes[0], metric, pd.concat(drawn))  # the axes share y: fit it to every panel at once
     for b in best.itertuples():
         handles.append(Line2D([], [], color=colour[b.batch_size], lw=2,
                               label=f"{batch_label(b.batch_size)}, η = {b.lr:g}{edge_mark(b.edge)}"))
