@@ -146,7 +146,7 @@ def answer(table: pd.DataFrame, best: pd.DataFrame, goals: list[summary.Target],
                          f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training)" if len(hit) == len(seeds)
                          else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
         flag = f" ⚠ {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)}): the grid does not bracket the best η." if b.edge else ""
-        rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the target"
+        rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the targets"
         lines.append(f"**{batch_label(b.batch_size)}**: best η = {b.lr:g} (of {grid_text(b.grid)}{rule}), final training cost "
                      f"{b.cost:.3g}{accuracies}; {'; '.join(steps)}.{flag}")
     learned = best[best.lr.notna()]
@@ -249,7 +249,7 @@ class Report:
         return [f"**Question.** {self.question or 'none recorded (set study.question in the study config)'}",
                 f"**Runs.** {self.scope}",
                 f"**Averages.** {summary.AVERAGING[:1].upper() + summary.AVERAGING[1:]}; the best η of a batch size has "
-                "the fewest updates to the training-cost target on its slowest seed, among its learning rates whose every seed "
+                "the fewest updates to reach every target on its slowest seed, among its learning rates whose every seed "
                 "learned (where none gets every seed there: the lowest final training cost on its worst seed)."]
 
     def target_lines(self) -> list[str]:

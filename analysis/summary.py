@@ -11,8 +11,8 @@ table follows, each computed here once:
   the untrained network to the best run of the sweep: stalled at chance or at a saturated cost), or
   `learned`. Only a configuration whose every seed learned can be a best.
 - The best η for a batch size, among its configurations whose every seed learned: the one whose
-  slowest seed reaches the training-cost target in the fewest updates (Shallue et al. 2018); where
-  none gets every seed there, the lowest final training cost on its worst seed. Worst seeds, as
+  slowest seed reaches every target (cost and accuracy) in the fewest updates (Shallue et al.
+  2018); where none gets every seed there, the lowest final training cost on its worst seed. Worst seeds, as
   one lucky seed does not make an η best, and a first passage, as a late spike of a noisy run
   does not undo it. Flagged when it is the smallest or largest η tried at that m (the grid may not bracket
   it) or the only one.
@@ -131,13 +131,15 @@ def progress(table: pd.DataFrame) -> pd.Series:
     return np.log(table.initial_cost / table.final_cost) / np.log(table.initial_cost / best)
 
 
-def best_lr(table: pd.DataFrame, reached: pd.DataFrame | None = None) -> pd.DataFrame:
+def best_lr(table: pd.DataFrame, reached: list[pd.DataFrame] = ()) -> pd.DataFrame:
     """For each batch size (from `finals`): `lr`, the best η (NaN when no configuration learned on
-    every seed), `by` the rule that chose it ("updates to target" with `reached`, the training-
-    cost target's `to_target`, else "final cost"), its mean `cost`, `accuracy` and `test_accuracy`,
-    its `seeds`, the η `grid` tried at that m, and `edge`: "lowest" or "highest" when the best is at
-    that end of the grid, "only" when the grid is one η, else ""."""
-    slowest = reached.set_index("run_id").updates if reached is not None else None
+    every seed), `by` the rule that chose it ("updates to target" from the `to_target` tables in
+    `reached`, a run counting the updates by which it met them all; else "final cost"), its mean
+    `cost`, `accuracy` and `test_accuracy`, its `seeds`, the η `grid` tried at that m, and `edge`:
+    "lowest" or "highest" when the best is at that end of the grid, "only" when the grid is one
+    η, else ""."""
+    slowest = (pd.concat([r.set_index("run_id").updates for r in reached], axis=1).max(axis=1, skipna=False)
+               if len(reached) else None)
     rows = []
     for batch_size in batch_sizes(table.batch_size):
         runs = table[table.batch_size == batch_size]
@@ -294,14 +296,14 @@ class Study:
     table: pd.DataFrame  # finals: one row per run
     targets: list[Target]
     reached: dict  # Target -> to_target table
-    best: pd.DataFrame  # best_lr, chosen by the first (training-cost) target
+    best: pd.DataFrame  # best_lr, chosen by the updates to every target
 
 
 def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
     table = finals(runs)
     goals = targets(runs, table, target_cost, target_accuracy)
     reached = {target: to_target(runs, target) for target in goals}
-    return Study(table, goals, reached, best_lr(table, reached[goals[0]]))
+    return Study(table, goals, reached, best_lr(table, list(reached.values())))
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:

@@ -137,3 +137,11 @@ def test_critical_batch_is_not_claimed_without_a_bend():
 def test_costs_average_geometrically_and_accuracies_arithmetically():
     assert summary.average("train_cost")([0.01, 1.0]) == pytest.approx(0.1)
     assert summary.average("validation_accuracy")([0.5, 0.7]) == pytest.approx(0.6)
+
+
+def test_best_lr_must_reach_every_target_not_only_the_cost():
+    # η = 10 reaches cost 0.4 first but never accuracy 0.5; η = 3 reaches both, a little later
+    quick_but_poor = run_rows(10, 10.0, 0, [1.0, 0.35, 0.3], [0.1, 0.4, 0.45])
+    slower_but_good = run_rows(10, 3.0, 0, [1.0, 0.45, 0.2], [0.1, 0.4, 0.7])
+    best = summary.study(sweep(quick_but_poor, slower_but_good), target_cost=0.4, target_accuracy=0.5).best.iloc[0]
+    assert (best.lr, best.by) == (3.0, "updates to target")
