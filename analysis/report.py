@@ -122,10 +122,18 @@ def grid_text(grid: list) -> str:
 
 
 def configs_text(table: pd.DataFrame, outcome: str) -> list[str]:
-    """'m = 10 at η = 30, 100 (6 runs)' for each batch size with runs of this outcome."""
-    rows = table[table.outcome == outcome]
-    return [f"{batch_label(b)} at η = {', '.join(f'{lr:g}' for lr in sorted(group.lr.unique()))} ({count(len(group), 'run')})"
-            for b, group in sorted(rows.groupby("batch_size"), key=lambda item: batch_order(item[0]))]
+    """'m = 10 at η = 30, 100 (2 of 3 runs)' for each batch size with runs of this outcome; the
+    count after an η when only some of its runs had it."""
+    found = []
+    for b, runs in sorted(table.groupby("batch_size"), key=lambda item: batch_order(item[0])):
+        parts = []
+        for lr, group in sorted(runs.groupby("lr")):
+            k = int((group.outcome == outcome).sum())
+            if k:
+                parts.append(f"{lr:g}" + (f" ({k} of {len(group)} runs)" if k < len(group) else ""))
+        if parts:
+            found.append(f"{batch_label(b)} at η = {', '.join(parts)}")
+    return found
 
 
 def answer(table: pd.DataFrame, best: pd.DataFrame, goals: list[summary.Target], reached: dict, n: int | None) -> list[str]:

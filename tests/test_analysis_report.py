@@ -77,7 +77,7 @@ def test_report_answer_names_validation_or_test_on_every_accuracy(report):
 
 def test_report_lists_runs_that_diverged_or_did_not_learn(report):
     answer = section((report / "report.md").read_text(), "Answer")
-    assert "Diverged: m = 10 at η = 10 (3 runs); m = 100 at η = 10 (1 run)." in answer
+    assert "Diverged: m = 10 at η = 10; m = 100 at η = 10 (1 of 3 runs)." in answer
     assert "Did not learn: " in answer
 
 
