@@ -14,6 +14,8 @@ from pathlib import Path
 
 import matplotlib
 
+from harness import names
+
 matplotlib.use("Agg")  # files only, no window
 
 from . import figures, summary  # noqa: E402
@@ -21,7 +23,7 @@ from .loader import DEFAULT_URI, AnalysisError, client_for  # noqa: E402
 from .report import choose_runs, write_report  # noqa: E402
 from .summary import ACCURACY, COST  # noqa: E402
 
-X_AXES = ["epoch", "steps", "examples", "train_time"]
+X_AXES = ["epoch", names.STEPS, names.EXAMPLES, names.TRAIN_TIME]
 
 
 def positive(text: str) -> float:

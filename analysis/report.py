@@ -136,8 +136,9 @@ def configs_text(table: pd.DataFrame, outcome: str) -> list[str]:
     return found
 
 
-def answer(table: pd.DataFrame, best: pd.DataFrame, goals: list[summary.Target], reached: dict, n: int | None) -> list[str]:
-    """The findings, one sentence each, computed from the runs."""
+def answer(found: summary.Study, n: int | None) -> list[str]:
+    """The findings, one sentence each, computed from the runs; `n` is the full batch's size."""
+    table, best, reached = found.table, found.best, found.reached
     lines = []
     for b in best.itertuples():
         if pd.isna(b.lr):
@@ -336,7 +337,7 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
         raise AnalysisError(f"{scope}: no FINISHED runs to report")
     excluded = loaded[loaded.status != "FINISHED"].drop_duplicates("run_id")
     found = summary.study(runs, target_cost, target_accuracy)
-    table, best, goals, reached = found.table, found.best, found.targets, found.reached
+    table = found.table
     n = summary.full_batch_size(runs)
     seeds = table.groupby(CONFIG).seed.nunique()
     scope = (f"{count(len(table), 'run')} from {scope}; {seeds.min()}" + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "")
@@ -348,9 +349,9 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, answer=answer(table, best, goals, reached, n), targets=goals,
+        scope=scope, answer=answer(found, n), targets=found.targets,
         sections=draw_all(runs, found, folder),
-        table=configuration_table(table, best, reached), varied=varied, shared=shared,
+        table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
         source=[("experiment", experiment), ("tracking URI", tracking_uri)]
         + ([("sweep (parent run)", parent.info.run_id)] if parent else []),
         overrides=parent.data.tags.get(names.OVERRIDES) if parent else None,

@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 from test_analysis_figures import synthetic_runs
 from test_analysis_loader import log_sweep
+from test_analysis_summary import run_rows
+from test_analysis_summary import sweep as sweep_of
 
+from analysis import summary
 from analysis.__main__ import main
-from analysis.report import config_tables
+from analysis.report import answer, config_tables
 
 
 def write(uri: str, folder, *extra) -> str:
@@ -130,3 +133,11 @@ def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, mess
              else [*args, "--tracking-uri", sweep[0], "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.1, 0.01], [0.1, 0.8, 0.95]),
+                    run_rows(10, 30.0, 0, [1.0, 0.5, 0.5], [0.1, 0.1, 0.11]))
+    lines = answer(summary.study(runs, target_cost=0.6), None)
+    assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
+    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))
