@@ -42,7 +42,8 @@ AVERAGING = ("costs and update counts are geometric means over seeds, accuracies
              "bands and bars span the seeds (minimum to maximum)")
 LEARNED = 0.25  # a run that got less than this fraction of the way to the best run did not learn
 LEARNED_RULE = (f"less than {LEARNED:.0%} of the way from the untrained network to the best run (validation accuracy, "
-                "or training cost on a log scale without one)")
+                "or training cost on a log scale without one; the best counting as at least halfway to perfect "
+                "accuracy, or a decade of cost)")
 ACCURACY_PROGRESS = 0.9  # default accuracy target: this fraction of the way from chance to the best run
 LEARNED_OUTCOME, STALLED, DIVERGED = "learned", "did not learn", "diverged"
 
@@ -122,12 +123,14 @@ def chance_accuracy(table: pd.DataFrame) -> float:
 def progress(table: pd.DataFrame) -> pd.Series:
     """How far each run got from the untrained network towards the best run of the sweep (1 = as
     far as the best): in validation accuracy above chance where tracked, else in training cost on a
-    log scale. NaN for diverged runs."""
+    log scale. The best run counts as at least halfway from chance to perfect accuracy, or a decade
+    below the untrained cost, so that in a sweep where nothing learns nothing is called learned.
+    NaN for diverged runs."""
     if f"final_{ACCURACY}" in table:
         chance = chance_accuracy(table)
-        best = table[f"final_{ACCURACY}"].max()
+        best = max(table[f"final_{ACCURACY}"].max(), chance + 0.5 * (1 - chance))
         return (table[f"final_{ACCURACY}"] - chance) / (best - chance)
-    best = table.final_cost.min()
+    best = np.minimum(table.final_cost.min(), table.initial_cost / 10)
     return np.log(table.initial_cost / table.final_cost) / np.log(table.initial_cost / best)
 
 

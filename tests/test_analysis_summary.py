@@ -145,3 +145,15 @@ def test_best_lr_must_reach_every_target_not_only_the_cost():
     slower_but_good = run_rows(10, 3.0, 0, [1.0, 0.45, 0.2], [0.1, 0.4, 0.7])
     best = summary.study(sweep(quick_but_poor, slower_but_good), target_cost=0.4, target_accuracy=0.5).best.iloc[0]
     assert (best.lr, best.by) == (3.0, "updates to target")
+
+
+def test_in_a_sweep_where_nothing_learns_every_run_is_flagged_and_none_is_best():
+    runs = sweep(run_rows(10, 30.0, 0, STALLS, ACC_CHANCE), run_rows(10, 100.0, 0, [1.0, 0.5, 0.49], [0.1, 0.12, 0.13]))
+    found = summary.study(runs)
+    assert set(found.table.outcome) == {"did not learn"}
+    assert np.isnan(found.best.lr.item())
+
+
+def test_without_accuracy_a_run_learns_by_its_cost_on_a_log_scale():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS), run_rows(10, 10.0, 0, [1.0, 0.6, 0.5]))  # 0.5: 15% of the way, on logs
+    assert summary.study(runs).table.set_index("lr").outcome.to_dict() == {1.0: "learned", 10.0: "did not learn"}
