@@ -373,7 +373,8 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
     return figure
 
 
-def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None) -> None:
+def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None,
+                noise: pd.Series) -> None:
     row = summary.at_best(reached, best)
     row["x"] = [summary.batch_size_value(b, n) for b in row.batch_size]
     row = row[row.x.notna()]
@@ -401,8 +402,8 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         b_crit, s_min = fit
         xs = np.geomspace(row.x.min(), row.x.max(), 50)
         ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
-        ax.text(0.97, 0.97, f"B_crit ≈ {b_crit:.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=9,
-                color="darkorange")
+    if len(noise):
+        ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     fit_to_runs(ax, pd.concat([seeds.updates, missed.last_update]), log=True)
@@ -412,20 +413,21 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
     ax.set_ylabel("updates to reach the target")
-    ax.set_title(target.describe())
+    ax.set_title(target.describe() + (f"; B_crit ≈ {fit[0]:.3g}" if fit else ""))
 
 
 @themed
 def steps_to_target(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
     """Updates needed to reach each target against batch size, each batch size at its best lr,
     log–log with the slope −1 line of perfect scaling (Shallue et al. 2018) and, where three or
-    more batch sizes reach it, the fit of McCandlish et al.'s S_min(1 + B_crit/m). Each seed is a
-    dot; a seed that never reached the target is a hollow triangle at its last measured update."""
+    more batch sizes reach it, the fit of McCandlish et al.'s S_min(1 + B_crit/m), and the gradient
+    noise scale B_simple where it was measured (a dotted vertical line). Each seed is a dot; a seed
+    that never reached the target is a hollow triangle at its last measured update."""
     found = found or summary.study(runs)
     n = summary.full_batch_size(runs)
     figure, axes = grid(len(found.targets), sharex=False, sharey=False)
     for ax, target in zip(axes, found.targets):
-        steps_panel(ax, found.reached[target], target, found.best, n)
+        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target])
     handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
     flagged = " (η=…!: best η at the edge of its grid)" if found.best.edge.ne("").any() else ""

@@ -136,6 +136,17 @@ def configs_text(table: pd.DataFrame, outcome: str) -> list[str]:
     return found
 
 
+def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> str:
+    """B_simple on the way to the target, against the B_crit measured from updates ('' unmeasured)."""
+    noise = found.noise_scales[target]
+    if noise.empty:
+        return ""
+    low, mid, high = noise.quantile([0.25, 0.5, 0.75])
+    return (f" The gradient noise scale B_simple on the way there (median over the second half of the updates to it, "
+            f"{count(len(noise), 'run')} at their best η) is {mid:.3g} (middle half {low:.3g}–{high:.3g}), "
+            f"{mid / b_crit:.2g}× the measured B_crit.")
+
+
 def answer(found: summary.Study, n: int | None) -> list[str]:
     """The findings, one sentence each, computed from the runs; `n` is the full batch's size."""
     table, best, reached = found.table, found.best, found.reached
@@ -172,7 +183,7 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
             if fit:
                 lines.append(f"Critical batch size for {target.describe()}: B_crit ≈ {fit[0]:.3g} (fit of S_min(1 + B_crit/m) "
                              f"to the updates of {measured} batch sizes; S_min ≈ {fit[1]:,.0f} updates): below it, doubling m "
-                             "about halves the updates needed; above it, it saves few.")
+                             "about halves the updates needed; above it, it saves few." + noise_text(found, target, fit[0]))
             elif measured >= 3:
                 lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
                              "between the smallest and the largest batch size that reached it.")

@@ -300,13 +300,28 @@ class Study:
     targets: list[Target]
     reached: dict  # Target -> to_target table
     best: pd.DataFrame  # best_lr, chosen by the updates to every target
+    noise_scales: dict  # Target -> noise_scale_on_the_way (empty where B_simple was not measured)
 
 
 def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
     table = finals(runs)
     goals = targets(runs, table, target_cost, target_accuracy)
     reached = {target: to_target(runs, target) for target in goals}
-    return Study(table, goals, reached, best_lr(table, list(reached.values())))
+    best = best_lr(table, list(reached.values()))
+    noise = {target: noise_scale_on_the_way(runs, reached[target], best) for target in goals}
+    return Study(table, goals, reached, best, noise)
+
+
+def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+    """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
+    that reached the target: the median of its estimates between half its updates to the target
+    and reaching it, where the critical batch size for that target is set (McCandlish et al.
+    2018, where B_crit ≈ B_noise ≈ B_simple); one value per run, as the estimates of one probe
+    batch are noisy. Empty when B_simple was not measured."""
+    chosen = reached[reached.updates.notna()].merge(best.loc[best.lr.notna(), CONFIG], on=CONFIG)
+    estimates = runs[runs.metric == names.NOISE_SCALE].merge(chosen[["run_id", "updates"]], on="run_id")
+    window = estimates[(estimates.step >= estimates.updates / 2) & (estimates.step <= estimates.updates)]
+    return window.groupby("run_id").value.median()
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:

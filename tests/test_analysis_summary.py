@@ -157,3 +157,11 @@ def test_in_a_sweep_where_nothing_learns_every_run_is_flagged_and_none_is_best()
 def test_without_accuracy_a_run_learns_by_its_cost_on_a_log_scale():
     runs = sweep(run_rows(10, 1.0, 0, LEARNS), run_rows(10, 10.0, 0, [1.0, 0.6, 0.5]))  # 0.5: 15% of the way, on logs
     assert summary.study(runs).table.set_index("lr").outcome.to_dict() == {1.0: "learned", 10.0: "did not learn"}
+
+
+def test_noise_scale_is_read_between_half_the_updates_to_the_target_and_reaching_it():
+    # reaches cost 0.1 at update 20: the estimates at updates 10 and 20 count, not those at 5 or 30
+    noisy = {"noise_scale": [(5, 1.0), (10, 40.0), (20, 60.0), (30, 1000.0)]}
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01], scheduled=noisy))
+    found = summary.study(runs, target_cost=0.1)
+    assert found.noise_scales[found.targets[0]].tolist() == [50.0]
