@@ -124,9 +124,14 @@ def log_x(x: str, values) -> bool:
     return x != "epoch" and spans_decades(positive[positive > 0])
 
 
-def set_log_x(ax) -> None:
-    """A log x axis labelled at the decades only: labelled minor ticks collide on a short span."""
+def set_log_x(ax, values) -> None:
+    """A log x axis labelled at the decades, and at 2 and 5 times them when the values span less
+    than two decades; never at every minor tick, whose labels collide."""
     ax.set_xscale("log")
+    values = np.asarray(values, dtype=float)
+    values = values[values > 0]
+    if values.max() / values.min() < 100:
+        ax.xaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1, 2, 5)))
     ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
 
 
@@ -214,7 +219,7 @@ def convergence(runs: pd.DataFrame, metric: str = COST, x: str = "epoch") -> Fig
         ax.set_title(batch_label(batch_size))
         ax.set_xlabel(label(x))
         if log:
-            set_log_x(ax)
+            set_log_x(ax, curves[x])
     for ax in axes:
         scale_y(ax, metric, curves[metric])
     for ax in axes[:: min(len(batches), 4)]:
@@ -252,7 +257,7 @@ def tuned(runs: pd.DataFrame, metric: str = COST, found: summary.Study | None = 
         log = log_x(x, curves[x])
         if log:
             curves = curves[curves[x] > 0]
-            set_log_x(ax)
+            set_log_x(ax, curves[x])
         for b in best.itertuples():
             config = curves[curves.batch_size == b.batch_size]
             draw_seeds(ax, summary.spread(config, CONFIG, x, metric), x, colour[b.batch_size], "")
@@ -400,7 +405,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     fit = summary.critical_batch(complete.x, complete.updates)
     if fit:
         b_crit, s_min = fit
-        xs = np.geomspace(row.x.min(), row.x.max(), 50)
+        xs = np.geomspace(complete.x.min(), complete.x.max(), 50)  # over the batch sizes fitted, not beyond
         ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
     if len(noise):
         ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")
