@@ -12,10 +12,10 @@ table follows, each computed here once:
   `learned`. Only a configuration whose every seed learned can be a best.
 - The best η for a batch size, among its configurations whose every seed learned: the one whose
   slowest seed reaches every target (cost and accuracy) in the fewest updates (Shallue et al.
-  2018); where none gets every seed there, the lowest final training cost on its worst seed. Worst seeds, as
-  one lucky seed does not make an η best, and a first passage, as a late spike of a noisy run
-  does not undo it. Flagged when it is the smallest or largest η tried at that m (the grid may not bracket
-  it) or the only one.
+  2018); where none gets every seed there, the lowest final training cost on its worst seed.
+  Worst seeds, as one lucky seed does not make an η best; a first passage, as a late spike of a
+  noisy run does not undo it. Flagged when it is the smallest or largest η tried at that m (the
+  grid may not bracket it) or the only one.
 - Targets: stated by the study (`study.target_cost`, `study.target_accuracy`) or on the command
   line; otherwise one the good runs reach and chance cannot, relative to the best run.
 - Updates to a target: the first measured point at or past it (scheduled evaluations,
@@ -280,7 +280,7 @@ def at_best(reached: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
 
 def critical_batch(sizes, updates) -> tuple[float, float] | None:
     """(B_crit, S_min) of S(m) = S_min (1 + B_crit/m), the updates S to a target at batch size m
-    (McCandlish et al. 2018, eq. 2.11), fitted as a line in 1/m weighted by 1/S (relative errors,
+    (McCandlish et al. 2018), fitted as a line in 1/m weighted by 1/S (relative errors,
     as S spans decades); None with fewer than 3 batch sizes or when the fit puts no bend between the
     smallest and the largest m measured (S not falling with m, or falling as 1/m all the way)."""
     sizes, updates = np.asarray(sizes, dtype=float), np.asarray(updates, dtype=float)
@@ -291,6 +291,19 @@ def critical_batch(sizes, updates) -> tuple[float, float] | None:
     if slope <= 0 or intercept <= 0 or not sizes[keep].min() < slope / intercept < sizes[keep].max():
         return None
     return float(slope / intercept), float(intercept)
+
+
+def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+    """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
+    that reached the target: the median of its estimates between half its updates to the target
+    and reaching it, the stretch of training the critical batch size for that target describes
+    (McCandlish et al. 2018 predict B_crit ≈ B_noise, which B_simple estimates when the Hessian is
+    close to a multiple of the identity); one value per run, as the estimates of one probe batch
+    are noisy. Empty when B_simple was not measured."""
+    chosen = reached[reached.updates.notna()].merge(best.loc[best.lr.notna(), CONFIG], on=CONFIG)
+    estimates = runs[runs.metric == names.NOISE_SCALE].merge(chosen[["run_id", "updates"]], on="run_id")
+    window = estimates[(estimates.step >= estimates.updates / 2) & (estimates.step <= estimates.updates)]
+    return window.groupby("run_id").value.median()
 
 
 @dataclass
@@ -304,24 +317,14 @@ class Study:
 
 
 def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
+    """The sweep's outcomes, targets (given here, else stated by the study, else the defaults),
+    updates to each and best η per batch size."""
     table = finals(runs)
     goals = targets(runs, table, target_cost, target_accuracy)
     reached = {target: to_target(runs, target) for target in goals}
     best = best_lr(table, list(reached.values()))
     noise = {target: noise_scale_on_the_way(runs, reached[target], best) for target in goals}
     return Study(table, goals, reached, best, noise)
-
-
-def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
-    """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
-    that reached the target: the median of its estimates between half its updates to the target
-    and reaching it, where the critical batch size for that target is set (McCandlish et al.
-    2018, where B_crit ≈ B_noise ≈ B_simple); one value per run, as the estimates of one probe
-    batch are noisy. Empty when B_simple was not measured."""
-    chosen = reached[reached.updates.notna()].merge(best.loc[best.lr.notna(), CONFIG], on=CONFIG)
-    estimates = runs[runs.metric == names.NOISE_SCALE].merge(chosen[["run_id", "updates"]], on="run_id")
-    window = estimates[(estimates.step >= estimates.updates / 2) & (estimates.step <= estimates.updates)]
-    return window.groupby("run_id").value.median()
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:
