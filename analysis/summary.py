@@ -42,8 +42,8 @@ AVERAGING = ("costs and update counts are geometric means over seeds, accuracies
              "bands and bars span the seeds (minimum to maximum)")
 LEARNED = 0.25  # a run that got less than this fraction of the way to the best run did not learn
 LEARNED_RULE = (f"less than {LEARNED:.0%} of the way from the untrained network to the best run (validation accuracy, "
-                "or training cost on a log scale without one; the best counting as at least halfway to perfect "
-                "accuracy, or a decade of cost)")
+                "or training cost on a log scale without one; the best run counting as at least halfway from "
+                "chance to 100%, or a decade of cost)")
 ACCURACY_PROGRESS = 0.9  # default accuracy target: this fraction of the way from chance to the best run
 LEARNED_OUTCOME, STALLED, DIVERGED = "learned", "did not learn", "diverged"
 
