@@ -364,11 +364,14 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
                         xytext=(6, -3), textcoords="offset points", fontsize=7, color=colour[batch_size])
     ax.axhline(summary.geometric_mean(table.initial_cost), color="0.4", ls=":", lw=1.2, label="untrained network (epoch 0)")
     ax.set_xscale("log")
+    lrs = sorted(table.lr.unique())
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])  # the grid itself, which a log axis's decades would hide
+    ax.minorticks_off()
     scale_y(ax, COST, pd.concat([table.final_cost, table.initial_cost]))
     ax.set_xlabel(label("lr"))
     ax.set_ylabel(f"final {label(COST)}")
     handles = ax.get_legend_handles_labels()[0]
-    handles.append(Line2D([], [], marker="*", ms=12, color="0.2", ls="none", label="best η (hollow: at the grid's edge)"))
+    handles.append(Line2D([], [], marker="*", ms=12, color="0.2", ls="none", label="best η: fewest updates to the targets\n(hollow: at the grid's edge)"))
     n_diverged = int(table.diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")

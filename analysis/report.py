@@ -221,7 +221,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path) -> list[Sec
                                             "hatched: every run diverged; 'no learning': every run did not learn."))
     if lrs_per_m.max() >= 3:
         sections.append(Section("final_vs_lr", "Final training cost vs learning rate for each batch size (bars: range over "
-                                               "seeds); star: best η (hollow: at the edge of the grid); × at the top: "
+                                               "seeds); star: best η, which may not have the lowest final cost as it is the fastest to the targets (hollow: at the edge of the grid); × at the top: "
                                                "learning rates where runs diverged; dotted: the untrained network."))
     if tuned > 1 and names.STEPS in set(runs.metric):
         sections.append(Section("steps_to_target", "Updates to reach each target vs batch size, each at its best η; dots: "
