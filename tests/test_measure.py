@@ -4,6 +4,8 @@
 import numpy as np
 import pytest
 
+from harness import compose
+from harness.config import ConfigError, check
 from harness.data import Blobs, Linear
 from harness.measure import Measurements, eval_schedule, gradient_noise, noise_scale
 from harness.network import Network
@@ -121,3 +123,9 @@ def test_scheduled_evaluation_records_costs_at_those_updates_and_leaves_the_run_
     assert costs[0][1] == plain.history[0]["train_cost"] and costs[-1][1] == plain.final["train_cost"]
     assert set(timed.series) == {f"{split}_{what}_by_update" for split in ("train", "validation", "test")
                                  for what in ("cost", "accuracy") if (split, what) != ("train", "accuracy")}
+
+
+@pytest.mark.parametrize("key", ["eval_every", "eval_per_decade"])
+def test_negative_evaluation_schedule_is_a_config_error(key):
+    with pytest.raises(ConfigError, match=f"measure.{key}: -1 must be an integer >= 0"):
+        check(compose([f"measure.{key}=-1"]))
