@@ -1,7 +1,9 @@
 """`python -m analysis COMMAND`: a sweep's report, or one of its figures, from tracked MLflow runs.
 
-    python -m analysis report --experiment NAME [--sweep RUN_ID] [--out DIR]
+    python -m analysis report --experiment NAME [--sweep RUN_ID | --all-sweeps] [--out DIR]
     python -m analysis convergence --experiment NAME [--x steps] --out convergence.png
+
+Every command reads the latest sweep of the experiment unless told otherwise.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 
 import matplotlib
 
+from harness import names
+
 matplotlib.use("Agg")  # files only, no window
 
 from . import figures, summary  # noqa: E402
-from .loader import DEFAULT_URI, AnalysisError, load_runs  # noqa: E402
-from .report import ACCURACY, COST, write_report  # noqa: E402
+from .loader import DEFAULT_URI, AnalysisError, client_for  # noqa: E402
+from .report import choose_runs, write_report  # noqa: E402
+from .summary import ACCURACY, COST  # noqa: E402
 
-X_AXES = ["epoch", "steps", "examples", "train_time"]
+X_AXES = ["epoch", names.STEPS, names.EXAMPLES, names.TRAIN_TIME]
 
 
 def positive(text: str) -> float:
@@ -33,35 +38,43 @@ def positive(text: str) -> float:
 
 def source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default="harness", help="MLflow experiment name (default: harness)")
-    parser.add_argument("--sweep", metavar="RUN_ID", help="only the runs of this sweep (its parent run's id)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sweep", metavar="RUN_ID", help="this sweep (its parent run's id); default: the latest sweep")
+    which.add_argument("--all-sweeps", action="store_true", help="every run of the experiment, mixing its sweeps")
     parser.add_argument("--tracking-uri", default=DEFAULT_URI, help=f"MLflow tracking URI (default: {DEFAULT_URI})")
 
 
 def target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-cost", type=positive, metavar="X",
-                        help="training cost to reach (default: the hardest one every batch size reaches)")
+                        help="training cost to reach (default: the study's study.target_cost, else halfway on a log "
+                             "scale from the untrained network to the best run)")
     parser.add_argument("--target-accuracy", type=positive, metavar="Y",
-                        help="validation accuracy to reach, a fraction (default: as for the cost)")
+                        help="validation accuracy to reach, a fraction (default: the study's study.target_accuracy, "
+                             "else 90%% of the way from chance to the best run)")
+
+
+def steps_figure(runs, args):
+    return figures.steps_to_target(runs, summary.study(runs, args.target_cost, args.target_accuracy))
 
 
 FIGURES = {
     "convergence": ("cost vs epoch, updates, examples or seconds; panel = batch size, colour = lr",
                     lambda runs, a: figures.convergence(runs, a.metric, a.x)),
-    "heatmap": ("final cost and best accuracy over lr × batch size",
-                lambda runs, a: figures.final_heatmaps(runs, a.metric, ACCURACY)),
-    "final-vs-lr": ("final cost vs lr for each batch size, showing where training diverges",
-                    lambda runs, a: figures.final_vs_lr(runs, a.metric)),
+    "tuned": ("each batch size at its best lr, against updates, examples and training time",
+              lambda runs, a: figures.tuned(runs, a.metric)),
+    "heatmap": ("final training cost and validation accuracy over lr × batch size, best lr per batch size boxed",
+                lambda runs, a: figures.heatmaps(runs)),
+    "final-vs-lr": ("final training cost vs lr for each batch size, best lr starred, diverged runs marked",
+                    lambda runs, a: figures.final_vs_lr(runs)),
     "steps-to-target": ("updates to reach a target vs batch size at the best lr, log-log, slope -1 line",
-                        lambda runs, a: figures.steps_to_target(runs, a.target_cost, a.target_accuracy)),
-    "gd-vs-sgd": ("each batch size at its best lr, at equal examples and at equal training time",
-                  lambda runs, a: figures.gd_vs_sgd(runs, a.metric)),
+                        steps_figure),
 }
 
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    report = commands.add_parser("report", help="folder with every figure, report.md and report.html; logged on the sweep's parent run",
+    report = commands.add_parser("report", help="folder with report.md, report.html and the figures; logged on the sweep's parent run",
                                  description="Write a report folder and log it on the sweep's parent run.")
     source_options(report)
     report.add_argument("--out", type=Path, metavar="DIR", help="report folder (default: reports/EXPERIMENT[-SWEEP])")
@@ -76,22 +89,23 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--x", choices=X_AXES, default="epoch", help="horizontal axis (default: epoch)")
         if name == "steps-to-target":
             target_options(command)
-        else:
-            command.add_argument("--metric", default=COST, help=f"cost metric (default: {COST})")
+        if name in ("convergence", "tuned"):
+            command.add_argument("--metric", default=COST, help=f"metric (default: {COST})")
     return main
 
 
 def run(args: argparse.Namespace) -> None:
     if args.command == "report":
         folder = write_report(args.experiment, args.tracking_uri, args.sweep, args.out, args.target_cost,
-                              args.target_accuracy, log=not args.no_log)
+                              args.target_accuracy, log=not args.no_log, all_sweeps=args.all_sweeps)
         print(f"wrote {folder / 'report.html'} and {folder / 'report.md'}")
         return
     if args.command == "steps-to-target":
         summary.check_target(args.target_accuracy, ACCURACY)
-    figure = FIGURES[args.command][1](load_runs(args.experiment, args.tracking_uri, args.sweep), args)
+    runs, _, scope = choose_runs(client_for(args.tracking_uri), args.experiment, args.tracking_uri, args.sweep, args.all_sweeps)
+    figure = FIGURES[args.command][1](runs[runs.status == "FINISHED"], args)
     png, pdf = figures.save(figure, args.out.with_suffix(""))
-    print(f"wrote {png} and {pdf}")
+    print(f"wrote {png} and {pdf} from {scope}")
 
 
 def main(argv=None) -> None:

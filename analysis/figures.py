@@ -1,10 +1,13 @@
 """The figures of a sweep, drawn from the loader's tidy DataFrame. Each function takes that
 DataFrame and returns a matplotlib Figure (usable as is in a notebook); `save` writes PNG and PDF.
 
-Common conventions: the line is the mean over seeds and the band its 95% confidence interval;
-colours come from seaborn's colour-blind-safe palettes; a cost axis is logarithmic when the cost
-spans more than a decade; a diverged run is never averaged in nor dropped: its finite part is
-drawn thin and dashed and ends in an × at its last finite point, and the legend counts them.
+Conventions, the same in every figure (summary.AVERAGING): a line is the geometric mean over seeds
+of a cost (arithmetic of an accuracy) and its band or bars span the seeds themselves, minimum to
+maximum; learning rates and batch sizes are ordered quantities, so their colours run along one
+colour-blind-safe sequential map (viridis) on a log scale, dark = small; counts spanning decades
+go on log axes (the untrained network, at 0, is then off the axis); a diverged run is drawn
+dashed up to its last finite point and ends in an ×; a configuration that did not learn is
+dotted; a best η at the edge of its grid is flagged, since the grid may not bracket it.
 """
 
 from __future__ import annotations
@@ -23,29 +26,34 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from harness import names
+
 from . import summary
-from .summary import CONFIG, batch_label, batch_sizes
+from .summary import ACCURACY, CONFIG, COST, batch_label, batch_sizes
 
 AXIS_LABELS = {
     "epoch": "epoch",
-    "steps": "updates (parameter steps)",
-    "examples": "examples seen",
-    "train_time": "training time (s)",
+    names.STEPS: "updates (parameter steps)",
+    names.EXAMPLES: "examples seen",
+    names.TRAIN_TIME: "training time (s)",
     "lr": "learning rate η",
     "batch_size": "mini-batch size m",
 }
 METRIC_LABELS = {
-    "train_cost": "training cost C",
-    "validation_cost": "validation cost C",
-    "test_cost": "test cost C",
-    "batch_cost": "mini-batch cost C",
-    "validation_accuracy": "validation accuracy (fraction correct)",
-    "test_accuracy": "test accuracy (fraction correct)",
+    names.TRAIN_COST: "training cost C",
+    names.VALIDATION_COST: "validation cost C",
+    names.TEST_COST: "test cost C",
+    names.BATCH_COST: "mini-batch cost C",
+    names.VALIDATION_ACCURACY: "validation accuracy (fraction correct)",
+    names.TEST_ACCURACY: "test accuracy (fraction correct)",
 }
 THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.15),
          "axes.titleweight": "bold", "legend.frameon": False}
 DIVERGED = {"marker": "x", "markersize": 8, "markeredgewidth": 2, "linestyle": "none", "gid": "diverged"}
 PANEL = (3.4, 2.9)  # inches per panel
+COLOURMAP = mpl.colormaps["viridis"].resampled(256)
+EDGE_NOTE = {"lowest": "best η is the lowest tried", "highest": "best η is the highest tried",
+             "only": "one η tried: untuned"}
 
 
 def label(name: str) -> str:
@@ -65,9 +73,17 @@ def themed(draw):
     return styled
 
 
-def colours(levels) -> dict:
-    levels = list(levels)
-    return dict(zip(levels, sns.color_palette("colorblind" if len(levels) <= 10 else "viridis", len(levels))))
+def ordered_colours(levels, n: int | None = None) -> dict:
+    """A colour per learning rate or batch size, along viridis on a log scale (dark = small);
+    `full` sits at n (or past the largest m when n is unknown). Stops short of viridis's pale
+    yellow end, which vanishes on white."""
+    values = {level: summary.batch_size_value(level, n) for level in levels}
+    finite = [v for v in values.values() if np.isfinite(v)]
+    top = max(finite, default=1.0)
+    values = {k: (v if np.isfinite(v) else 2 * top) for k, v in values.items()}
+    low, high = min(values.values()), max(values.values())
+    norm = LogNorm(low, high) if high > low else (lambda v: 0.0)
+    return {level: COLOURMAP(0.85 * float(norm(value))) for level, value in values.items()}
 
 
 def spans_decades(values) -> bool:
@@ -77,20 +93,11 @@ def spans_decades(values) -> bool:
 
 
 def log_y(metric: str, values) -> bool:
-    """A cost spanning decades goes on a log axis, where its seeds are averaged geometrically."""
-    return not metric.endswith("accuracy") and spans_decades(values)
-
-
-def scale_y(ax, metric: str, values) -> None:
-    log = log_y(metric, values)
-    if log:
-        ax.set_yscale("log")
-    fit_to_runs(ax, values, log)
+    return not names.is_accuracy(metric) and spans_decades(values)
 
 
 def fit_to_runs(ax, values, log: bool) -> None:
-    """Fit the y axis to the values the runs reached, not to their confidence intervals: with two or
-    three seeds a 95% t-interval can reach decades beyond every run and flatten every curve."""
+    """Fit the value axis to the values the runs reached."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values) & ((values > 0) if log else True)]
     if not len(values):
@@ -103,30 +110,47 @@ def fit_to_runs(ax, values, log: bool) -> None:
         ax.set_ylim(low - pad, high + pad)
 
 
-def scale_x(ax, x: str, values) -> None:
-    """Updates, examples and seconds span decades between batch sizes: a log axis that keeps 0
-    (epoch 0, the untrained network) on a short linear stretch below the smallest positive value."""
+def scale_y(ax, metric: str, values) -> None:
+    log = log_y(metric, values)
+    if log:
+        ax.set_yscale("log")
+    fit_to_runs(ax, values, log)
+
+
+def log_x(x: str, values) -> bool:
+    """Updates, examples and seconds span decades between batch sizes: a log axis (from the first
+    positive value; no 0 tick to collide with the decades)."""
     positive = np.asarray(values, dtype=float)
-    positive = positive[positive > 0]
-    if x != "epoch" and spans_decades(positive):
-        ax.set_xscale("symlog", linthresh=10 ** math.floor(math.log10(positive.min())), linscale=0.8)
-        ax.set_xlim(left=0)
+    return x != "epoch" and spans_decades(positive[positive > 0])
+
+
+def set_log_x(ax, values) -> None:
+    """A log x axis labelled at the decades, and at 2 and 5 times them when the values span less
+    than two decades; never at every minor tick, whose labels collide."""
+    ax.set_xscale("log")
+    values = np.asarray(values, dtype=float)
+    values = values[values > 0]
+    if values.max() / values.min() < 100:
+        ax.xaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
 
 
 def grid(n_panels: int, sharex: bool = True, sharey: bool = True):
     columns = min(n_panels, 4)
     rows = math.ceil(n_panels / columns)
-    figure = Figure(figsize=(PANEL[0] * columns + 1.6, PANEL[1] * rows + 0.6), layout="constrained")
+    figure = Figure(figsize=(PANEL[0] * columns + 1.8, PANEL[1] * rows + 0.7), layout="constrained")
     axes = figure.subplots(rows, columns, sharex=sharex, sharey=sharey, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return figure, axes[:n_panels]
 
 
-def draw_mean(ax, agg: pd.DataFrame, x: str, colour, name: str) -> None:
+def draw_seeds(ax, agg: pd.DataFrame, x: str, colour, name: str, style: str = "-", width: float = 1.8) -> None:
+    """The seeds' average as a line and their range as a band."""
     xs = agg[x + "_mean"]
-    ax.plot(xs, agg["mean"], color=colour, lw=1.8, label=name, gid="mean")
-    ax.fill_between(xs, agg["low"], agg["high"], color=colour, alpha=0.2, lw=0)
+    ax.plot(xs, agg["mean"], color=colour, lw=width, ls=style, label=name, gid="mean")
+    if (agg["n"] > 1).any():
+        ax.fill_between(xs, agg["low"], agg["high"], color=colour, alpha=0.18, lw=0, gid="range")
 
 
 def draw_diverged(ax, curve: pd.DataFrame, x: str, y: str, colour) -> None:
@@ -141,63 +165,117 @@ def diverged_handle(count: int) -> Line2D:
                   **{k: v for k, v in DIVERGED.items() if k != "gid"})
 
 
+def stalled_handle() -> Line2D:
+    return Line2D([], [], color="0.2", ls=":", lw=1.8, label="dotted: did not learn")
+
+
 def suptitle(figure: Figure, text: str) -> None:
     """A title over the whole figure, wrapped to its width so that a one-panel figure shows it all."""
     figure.suptitle(textwrap.fill(text, width=max(30, int(figure.get_figwidth() * 9))))
 
 
-def seeds_note(runs: pd.DataFrame, interval: str = "band", geometric: bool = False) -> str:
+def seeds_note(runs: pd.DataFrame) -> str:
     seeds = runs.groupby(CONFIG).seed.nunique()
     low, high = int(seeds.min()), int(seeds.max())
     n = f"{low}" if low == high else f"{low}–{high}"
-    mean = "geometric mean" if geometric else "mean"
-    return f"{mean} over {n} seed{'s' if high != 1 else ''}" + (f", {interval}: 95% CI" if interval else "")
+    return f"{n} seed{'s' if high != 1 else ''}" + (", band: range over seeds" if high > 1 else "")
 
 
 def title(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def curves_against(runs: pd.DataFrame, metric: str, x: str) -> pd.DataFrame:
+    """Per (run, point): the run's columns, `metric` and `x`. Against updates, the scheduled
+    evaluations (`*_by_update`) are used where the runs have them; each point is an `epoch` row."""
+    if x == names.STEPS and names.by_update(metric) in set(runs.metric):
+        points = summary.measured(runs, metric).rename(columns={"updates": x, "value": metric})
+        points["epoch"] = points.groupby("run_id").cumcount()  # the point's rank: seeds share update counts
+        return runs[summary.RUN].drop_duplicates("run_id").merge(points, on="run_id")
+    return summary.per_epoch(runs, [metric] + ([x] if x != "epoch" else []))
+
+
 @themed
-def convergence(runs: pd.DataFrame, metric: str = "train_cost", x: str = "epoch") -> Figure:
+def convergence(runs: pd.DataFrame, metric: str = COST, x: str = "epoch") -> Figure:
     """`metric` against epoch (or updates `steps`, examples seen `examples`, seconds `train_time`):
     one panel per batch size, one colour per lr."""
-    curves = summary.per_epoch(runs, [metric] + ([x] if x != "epoch" else []))
+    curves = curves_against(runs, metric, x)
+    outcome = summary.finals(runs).groupby(CONFIG).outcome.agg(lambda o: (o == summary.STALLED).all())
     batches, lrs = batch_sizes(curves.batch_size), sorted(curves.lr.unique())
-    colour = colours(lrs)
-    geometric = log_y(metric, curves[metric])
-    agg = summary.aggregate(curves[~curves.diverged], CONFIG, x, metric, geometric)
+    colour = ordered_colours(lrs)
+    log = log_x(x, curves[x])
+    if log:
+        curves = curves[curves[x] > 0]
+    agg = summary.spread(curves[~curves.diverged], CONFIG, x, metric)
     figure, axes = grid(len(batches))
     for ax, batch_size in zip(axes, batches):
         for lr in lrs:
             config = agg[(agg.batch_size == batch_size) & (agg.lr == lr)]
             if len(config):
-                draw_mean(ax, config, x, colour[lr], f"η = {lr:g}")
+                stalled = outcome.get((batch_size, lr), False)
+                draw_seeds(ax, config, x, colour[lr], f"η = {lr:g}", ":" if stalled else "-")
         for _, curve in curves[(curves.batch_size == batch_size) & curves.diverged].groupby("run_id"):
             draw_diverged(ax, curve, x, metric, colour[curve.lr.iloc[0]])
         ax.set_title(batch_label(batch_size))
         ax.set_xlabel(label(x))
+        if log:
+            set_log_x(ax, curves[x])
     for ax in axes:
-        scale_x(ax, x, curves[x])
         scale_y(ax, metric, curves[metric])
     for ax in axes[:: min(len(batches), 4)]:
         ax.set_ylabel(label(metric))
     handles = [Line2D([], [], color=colour[lr], lw=2, label=f"η = {lr:g}") for lr in lrs]
     n_diverged = curves[curves.diverged].run_id.nunique()
     handles += [diverged_handle(n_diverged)] if n_diverged else []
+    handles += [stalled_handle()] if outcome.any() else []
     figure.legend(handles=handles, loc="outside right center", title="learning rate")
     if x == "epoch":
         axes[0].xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-    suptitle(figure, f"{title(label(metric))} vs {label(x)} ({seeds_note(curves, geometric=geometric)})")
+    suptitle(figure, f"{title(label(metric))} vs {label(x)} ({seeds_note(curves)})")
     return figure
 
 
-def config_means(table: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per configuration: mean of `column` over its non-diverged runs, runs, diverged runs."""
-    return table.groupby(CONFIG).agg(mean=(column, "mean"), runs=("run_id", "size"), diverged=("diverged", "sum"))
+def edge_mark(edge: str) -> str:
+    return f" [{EDGE_NOTE[edge]}]" if edge else ""
 
 
-def heatmap_panel(ax, means: pd.DataFrame, title: str, norm, cmap: str, batches: list, lrs: list) -> None:
+@themed
+def tuned(runs: pd.DataFrame, metric: str = COST, found: summary.Study | None = None) -> Figure:
+    """Each batch size at its own best η, against updates, examples seen and training time: the
+    comparison of batch sizes that does not depend on one η suiting them all. `found`: the sweep's
+    summary.study, computed here (with its default targets) when not given."""
+    best = (found or summary.study(runs)).best
+    best = best[best.lr.notna()]
+    chosen = runs.merge(best[CONFIG], on=CONFIG)
+    axes_x = [names.STEPS, names.EXAMPLES, names.TRAIN_TIME]
+    batches = batch_sizes(best.batch_size)
+    colour = ordered_colours(batches, summary.full_batch_size(runs))
+    figure, axes = grid(3, sharex=False, sharey=True)
+    handles, drawn = [], []
+    for ax, x in zip(axes, axes_x):
+        curves = curves_against(chosen, metric, x)
+        log = log_x(x, curves[x])
+        if log:
+            curves = curves[curves[x] > 0]
+            set_log_x(ax, curves[x])
+        for b in best.itertuples():
+            config = curves[curves.batch_size == b.batch_size]
+            draw_seeds(ax, summary.spread(config, CONFIG, x, metric), x, colour[b.batch_size], "")
+        drawn.append(curves[metric])
+        ax.set_xlabel(label(x))
+    scale_y(axes[0], metric, pd.concat(drawn))  # the axes share y: fit it to every panel at once
+    for b in best.itertuples():
+        handles.append(Line2D([], [], color=colour[b.batch_size], lw=2,
+                              label=f"{batch_label(b.batch_size)}, η = {b.lr:g}{edge_mark(b.edge)}"))
+    axes[0].set_ylabel(label(metric))
+    figure.legend(handles=handles, loc="outside right center", title="batch size at its best η")
+    what = "Full-batch GD and mini-batch SGD" if "full" in batches else "Each batch size"
+    suptitle(figure, f"{what}, each at its own best learning rate ({seeds_note(chosen)})")
+    return figure
+
+
+def heatmap_panel(ax, means: pd.DataFrame, title_text: str, norm, cmap: str, batches: list, lrs: list, best: pd.DataFrame,
+                  digits: str) -> None:
     grid_ = means["mean"].unstack("lr").reindex(index=batches, columns=lrs)
     text = np.full(grid_.shape, "", dtype=object)
     for i, batch_size in enumerate(batches):
@@ -207,152 +285,161 @@ def heatmap_panel(ax, means: pd.DataFrame, title: str, norm, cmap: str, batches:
             row = means.loc[(batch_size, lr)]
             if row.diverged == row.runs:
                 ax.add_patch(Rectangle((j, i), 1, 1, facecolor="0.85", hatch="xx", edgecolor="0.5", lw=0, gid="diverged"))
-                ax.text(j + 0.5, i + 0.5, "diverged", ha="center", va="center", fontsize=8, color="0.2")
+                ax.text(j + 0.5, i + 0.5, "diverged", ha="center", va="center", fontsize=7, color="0.2")
             else:
-                text[i, j] = f"{row['mean']:.3g}" + (f"\n({row.diverged:.0f}/{row.runs:.0f} div.)" if row.diverged else "")
+                text[i, j] = (format(row["mean"], digits) + ("\nno learning" if row.stalled == row.runs else "")
+                              + (f"\n({row.diverged:.0f}/{row.runs:.0f} div.)" if row.diverged else ""))
     sns.heatmap(grid_, ax=ax, annot=text, fmt="", cmap=cmap, norm=norm, linewidths=0.5, linecolor="white",
-                annot_kws={"fontsize": 8},
-                xticklabels=[f"{lr:g}" for lr in lrs], yticklabels=[batch_label(b).removeprefix("m = ") for b in batches])
+                annot_kws={"fontsize": 7}, xticklabels=[f"{lr:g}" for lr in lrs],
+                yticklabels=[batch_label(b).removeprefix("m = ") for b in batches])
+    for b in best[best.lr.notna()].itertuples():
+        i, j = batches.index(b.batch_size), lrs.index(b.lr)
+        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="crimson" if b.edge else "black", lw=2.2, gid="best"))
     ax.set_xlabel(label("lr"))
     ax.set_ylabel(label("batch_size"))
-    ax.set_title(title)
+    ax.set_title(title_text)
     ax.tick_params(axis="y", rotation=0)
 
 
+def config_means(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per configuration: average of `column` over its non-diverged runs (AVERAGING), runs,
+    diverged runs, runs that did not learn."""
+    mean = summary.geometric_mean if column == "final_cost" else np.mean
+    return table.groupby(CONFIG).agg(mean=(column, lambda v: mean(v.dropna()) if v.notna().any() else np.nan),
+                                     runs=("run_id", "size"), diverged=("diverged", "sum"),
+                                     stalled=("outcome", lambda o: (o == summary.STALLED).sum()))
+
+
 @themed
-def final_heatmaps(runs: pd.DataFrame, cost: str = "train_cost", accuracy: str | None = "validation_accuracy") -> Figure:
-    """Final cost (and best accuracy, if tracked) over lr × batch size, mean over seeds; a hatched
-    cell is a configuration all of whose runs diverged, "(k/n div.)" counts the ones that did."""
-    accuracy = accuracy if accuracy in set(runs.metric) else None
-    table = summary.finals(runs, cost, accuracy)
+def heatmaps(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
+    """Final training cost and final validation accuracy over lr × batch size; a box marks each
+    batch size's best η (red when at the edge of the grid); a hatched cell is a configuration all
+    of whose runs diverged."""
+    found = found or summary.study(runs)
+    table, best = found.table, found.best
+    has_accuracy = f"final_{ACCURACY}" in table
     batches, lrs = batch_sizes(table.batch_size), sorted(table.lr.unique())
-    figure = Figure(figsize=(1.2 * len(lrs) + 2.8, 0.6 * len(batches) + 1.6) if not accuracy else
-                    (2.4 * len(lrs) + 5, 0.6 * len(batches) + 1.6), layout="constrained")
-    axes = figure.subplots(1, 2 if accuracy else 1, squeeze=False).ravel()
+    width = 0.75 * len(lrs) + 2.2
+    figure = Figure(figsize=(width * (2 if has_accuracy else 1) + 0.4, 0.5 * len(batches) + 1.9), layout="constrained")
+    axes = figure.subplots(1, 2 if has_accuracy else 1, squeeze=False).ravel()
     costs = config_means(table, "final_cost")
     finite = costs["mean"].dropna()
     norm = LogNorm(finite.min(), finite.max()) if spans_decades(finite) else None
-    heatmap_panel(axes[0], costs, f"final {label(cost)}", norm, "viridis_r", batches, lrs)
-    if accuracy:
-        best = config_means(table.assign(best_accuracy=table.best_accuracy.where(~table.diverged)), "best_accuracy")
-        heatmap_panel(axes[1], best, f"best {label(accuracy)}", None, "viridis", batches, lrs)
-    suptitle(figure, f"After {int(table.last_epoch.max())} epochs ({seeds_note(table, interval='')})")
+    heatmap_panel(axes[0], costs, f"final {label(COST)}", norm, "viridis_r", batches, lrs, best, ".2g")
+    if has_accuracy:
+        heatmap_panel(axes[1], config_means(table, f"final_{ACCURACY}"), "final validation accuracy", None, "viridis",
+                      batches, lrs, best, ".0%")
+    flagged = best.edge.ne("").any()
+    suptitle(figure, f"After {int(table.last_epoch.max())} epochs ({seeds_note(table).split(',')[0]}); box: best η per m"
+             + ("; red box: at the edge of the η grid" if flagged else ""))
     return figure
 
 
 @themed
-def final_vs_lr(runs: pd.DataFrame, metric: str = "train_cost") -> Figure:
-    """Final cost against lr, one line per batch size, with the untrained network's cost for
-    reference; an × at the top marks each lr where a run of that batch size diverged."""
-    table = summary.finals(runs, metric)
+def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
+    """Final training cost against lr, one line per batch size, the seeds' range as bars, the
+    untrained network's cost for reference; each batch size's best η is a star (hollow when at the
+    edge of the grid); an × at the top marks each lr where a run of that batch size diverged."""
+    found = found or summary.study(runs)
+    table, best = found.table, found.best.set_index("batch_size")
     batches = batch_sizes(table.batch_size)
-    colour = colours(batches)
-    geometric = log_y(metric, pd.concat([table.final_cost, table.initial_cost]))
+    colour = ordered_colours(batches, summary.full_batch_size(runs))
     figure = Figure(figsize=(7.6, 4.4), layout="constrained")
     ax = figure.subplots()
     for k, batch_size in enumerate(batches):
-        rows = table[(table.batch_size == batch_size)]
-        stable = rows[~rows.diverged].groupby("lr").final_cost.apply(lambda v: pd.Series(summary.mean_ci(v, geometric)))
-        stable = stable.unstack()
+        rows = table[table.batch_size == batch_size]
+        stable = rows[~rows.diverged].groupby("lr").final_cost.agg(["min", "max", summary.geometric_mean])
         if len(stable):
-            ax.errorbar(stable.index, stable[0], yerr=[stable[0] - stable[1], stable[2] - stable[0]], color=colour[batch_size],
+            mean = stable["geometric_mean"]
+            ax.errorbar(stable.index, mean, yerr=[mean - stable["min"], stable["max"] - mean], color=colour[batch_size],
                         marker="o", ms=4, lw=1.6, capsize=3, label=batch_label(batch_size), gid="mean")
+        b = best.loc[batch_size]
+        if np.isfinite(b.lr):
+            ax.plot([b.lr], [b.cost], marker="*", ms=14, color=colour[batch_size], mfc="none" if b.edge else colour[batch_size],
+                    mew=1.5, ls="none", gid="best")
         for lr, group in rows[rows.diverged].groupby("lr"):
             ax.plot([lr], [0.97 - 0.045 * k], transform=ax.get_xaxis_transform(), color=colour[batch_size], clip_on=False,
                     **DIVERGED)
             ax.annotate(f"{len(group)}/{len(rows[rows.lr == lr])}", (lr, 0.97 - 0.045 * k), xycoords=ax.get_xaxis_transform(),
                         xytext=(6, -3), textcoords="offset points", fontsize=7, color=colour[batch_size])
-    ax.axhline(table.initial_cost.mean(), color="0.4", ls=":", lw=1.2, label="untrained network (epoch 0)")
+    ax.axhline(summary.geometric_mean(table.initial_cost), color="0.4", ls=":", lw=1.2, label="untrained network (epoch 0)")
     ax.set_xscale("log")
-    scale_y(ax, metric, pd.concat([table.final_cost, table.initial_cost]))
+    lrs = sorted(table.lr.unique())
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])  # the grid itself, which a log axis's decades would hide
+    ax.minorticks_off()
+    scale_y(ax, COST, pd.concat([table.final_cost, table.initial_cost]))
     ax.set_xlabel(label("lr"))
-    ax.set_ylabel(f"final {label(metric)}")
+    ax.set_ylabel(f"final {label(COST)}")
+    handles = ax.get_legend_handles_labels()[0]
+    handles.append(Line2D([], [], marker="*", ms=12, color="0.2", ls="none", label="best η: fewest updates to the targets\n(hollow: at the grid's edge)"))
     n_diverged = int(table.diverged.sum())
-    handles = ax.get_legend_handles_labels()[0] + ([diverged_handle(n_diverged)] if n_diverged else [])
+    handles += [diverged_handle(n_diverged)] if n_diverged else []
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")
-    suptitle(figure, f"Final {short_label(metric)} vs learning rate")
+    suptitle(figure, f"Final {short_label(COST)} vs learning rate")
     marks = "; × k/n: k of n runs diverged" if table.diverged.any() else ""
-    ax.set_title(seeds_note(table, "bars", geometric) + marks, fontsize=8)
+    ax.set_title(f"geometric mean, bars: range over {seeds_note(table).split(',')[0]}{marks}", fontsize=8)
     return figure
 
 
-def steps_panel(ax, runs: pd.DataFrame, metric: str, target: float, n: int | None) -> pd.DataFrame:
-    reached = summary.to_target(runs, metric, target)
-    best = summary.fastest_to_target(reached, geometric=True)
-    best["x"] = [summary.batch_size_value(b, n) for b in best.batch_size]
-    best = best[best.x.notna()]
-    hit = best[best.lr.notna()]
-    ax.errorbar(hit.x, hit.steps, yerr=[hit.steps - hit.low, hit.high - hit.steps], color=sns.color_palette("colorblind")[0],
-                marker="o", ms=6, lw=1.8, capsize=3, label="best lr for each batch size", gid="mean")
-    for _, row in hit.iterrows():
-        ax.annotate(f"η={row.lr:g}", (row.x, row.steps), xytext=(5, 5), textcoords="offset points", fontsize=8)
-    if len(hit):
-        first = hit.iloc[0]
-        xs = np.array([best.x.min(), best.x.max()])
-        ax.plot(xs, first.steps * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
-    for _, row in best[best.lr.isna()].iterrows():
-        ax.plot([row.x], [0.95], transform=ax.get_xaxis_transform(), color="0.2", clip_on=False, **DIVERGED)
-        ax.annotate("not reached", (row.x, 0.95), xycoords=ax.get_xaxis_transform(), xytext=(0, -12),
-                    textcoords="offset points", ha="center", fontsize=7)
+def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None,
+                noise: pd.Series) -> None:
+    row = summary.at_best(reached, best)
+    row["x"] = [summary.batch_size_value(b, n) for b in row.batch_size]
+    row = row[row.x.notna()]
+    seeds = reached.merge(row[CONFIG + ["x"]], on=CONFIG)
+    blue = COLOURMAP(0.3)
+    hit = seeds[seeds.updates.notna()]
+    ax.plot(hit.x, hit.updates, "o", color=blue, ms=4, alpha=0.6, gid="seed")
+    complete = row[row.updates.notna()]
+    ax.plot(complete.x, complete.updates, "-", color=blue, lw=1.8, marker="s", ms=6, gid="mean",
+            label="geometric mean over seeds")
+    missed = seeds[seeds.updates.isna()]
+    if len(missed):
+        ax.plot(missed.x, missed.last_update, "^", color="crimson", mfc="none", ms=8, mew=1.5, gid="censored",
+                label="not reached by this update (censored)")
+    for r in row.itertuples():
+        edge = best.set_index("batch_size").edge.get(r.batch_size, "")
+        ax.annotate(f"η={r.lr:g}" + ("!" if edge else ""), (r.x, r.updates if np.isfinite(r.updates) else r.censored),
+                    xytext=(5, 5), textcoords="offset points", fontsize=8, color="crimson" if edge else "0.1")
+    if len(complete):
+        first = complete.iloc[0]
+        xs = np.array([row.x.min(), row.x.max()])
+        ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
+    fit = summary.critical_batch(complete.x, complete.updates)
+    if fit:
+        b_crit, s_min = fit
+        xs = np.geomspace(complete.x.min(), complete.x.max(), 50)  # over the batch sizes fitted, not beyond
+        ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
+    if len(noise):
+        ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    fit_to_runs(ax, reached.merge(hit[["batch_size", "lr"]]).steps_to_target, log=True)
-    ax.set_xticks(best.x, [f"full\n(n={n})" if b == "full" else f"{b}" for b in best.batch_size])
+    fit_to_runs(ax, pd.concat([seeds.updates, missed.last_update]), log=True)
+    ax.set_xticks(row.x, [f"full\n(n={n})" if b == "full" else f"{b}" for b in row.batch_size])
+    ax.yaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1, 2, 5)))  # labels within a decade too
+    ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
     ax.set_ylabel("updates to reach the target")
-    relation = "≥" if metric.endswith("accuracy") else "≤"
-    ax.set_title(f"{short_label(metric)} {relation} {target:.3g}")
-    return best
+    ax.set_title(target.describe() + (f"; B_crit ≈ {fit[0]:.3g}" if fit else ""))
 
 
 @themed
-def steps_to_target(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None,
-                    cost: str = "train_cost", accuracy: str = "validation_accuracy") -> Figure:
-    """Updates needed to reach a target cost (and accuracy, if tracked) against batch size, each
-    batch size at its fastest lr (Shallue et al. 2018), log–log with the slope −1 line of perfect
-    scaling. A target left as None is the hardest one every batch size reaches (see
-    summary.default_target). Diverged runs never count as reaching it."""
-    panels = [(cost, target_cost)] + ([(accuracy, target_accuracy)] if accuracy in set(runs.metric) else [])
+def steps_to_target(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
+    """Updates needed to reach each target against batch size, each batch size at its best lr,
+    log–log with the slope −1 line of perfect scaling (Shallue et al. 2018) and, where three or
+    more batch sizes reach it, the fit of McCandlish et al.'s S_min(1 + B_crit/m), and the gradient
+    noise scale B_simple where it was measured (a dotted vertical line). Each seed is a dot; a seed
+    that never reached the target is a hollow triangle at its last measured update."""
+    found = found or summary.study(runs)
     n = summary.full_batch_size(runs)
-    figure, axes = grid(len(panels), sharex=False, sharey=False)
-    for ax, (metric, target) in zip(axes, panels):
-        summary.check_target(target, metric)
-        steps_panel(ax, runs, metric, summary.default_target(runs, metric) if target is None else target, n)
-    axes[-1].legend(loc="best", fontsize=8)
-    suptitle(figure, f"Updates to reach a target vs batch size ({seeds_note(runs, 'bars', geometric=True)})")
-    return figure
-
-
-@themed
-def gd_vs_sgd(runs: pd.DataFrame, metric: str = "train_cost") -> Figure:
-    """Each batch size at its best lr (lowest mean final cost, no diverged run), at equal examples
-    processed and at equal training time."""
-    curves = summary.per_epoch(runs, [metric, "examples", "train_time"])
-    best = summary.best_lr(summary.finals(runs, metric))
-    batches = batch_sizes(curves.batch_size)
-    colour = colours(batches)
-    geometric = log_y(metric, curves[metric])
-    figure, axes = grid(2, sharex=False, sharey=True)
-    handles = []
-    for batch_size in batches:
-        if batch_size not in best:
-            handles.append(Line2D([], [], color=colour[batch_size], label=f"{batch_label(batch_size)}: every lr diverged",
-                                  **{k: v for k, v in DIVERGED.items() if k != "gid"}))
-            continue
-        config = curves[(curves.batch_size == batch_size) & (curves.lr == best[batch_size])]
-        name = f"{batch_label(batch_size)}, η = {best[batch_size]:g}"
-        for ax, x in zip(axes, ["examples", "train_time"]):
-            draw_mean(ax, summary.aggregate(config, CONFIG, x, metric, geometric), x, colour[batch_size], name)
-        handles.append(Line2D([], [], color=colour[batch_size], lw=2, label=name))
-    for ax, x, title in zip(axes, ["examples", "train_time"], ["at equal examples processed", "at equal training time"]):
-        scale_x(ax, x, curves[x])
-        scale_y(ax, metric, curves[metric])
-        ax.set_xlabel(label(x))
-        ax.set_title(title)
-    axes[0].set_ylabel(label(metric))
-    figure.legend(handles=handles, loc="outside right center", title="batch size, best lr")
-    suptitle(figure, f"Full-batch GD vs mini-batch SGD ({seeds_note(curves, geometric=geometric)})")
+    figure, axes = grid(len(found.targets), sharex=False, sharey=False)
+    for ax, target in zip(axes, found.targets):
+        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target])
+    handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
+    figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
+    flagged = " (η=…!: best η at the edge of its grid)" if found.best.edge.ne("").any() else ""
+    suptitle(figure, f"Updates to reach a target vs batch size, each at its best η{flagged}")
     return figure
 
 
@@ -361,6 +448,6 @@ def save(figure: Figure, stem: Path | str) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    figure.savefig(paths[0], dpi=200)
+    figure.savefig(paths[0], dpi=150)
     figure.savefig(paths[1])
     return paths

@@ -26,9 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
 
+from harness import names
+
 DEFAULT_URI = "sqlite:///mlflow.db"
-CURVES = "curves.parquet"  # per-epoch metrics of a run, one column per metric plus `epoch`
-PARENT_TAG = "mlflow.parentRunId"
+CURVES = names.CURVES
+PARENT_TAG = names.PARENT_RUN_ID
 TYPES = {"lr": float, "seed": int, "epochs": int}  # other params stay strings; batch_size below
 RUN_COLUMNS = ["run_id", "run_name", "status", "diverged", "diverged_epoch", "parent_run_id"]
 
@@ -66,10 +68,22 @@ def find_sweep(client: mlflow.MlflowClient, sweep: str):
         raise AnalysisError(f"sweep: no run {sweep!r} at {client.tracking_uri}") from None
 
 
-def search_all(client: mlflow.MlflowClient, experiment_id: str, filter_string: str = "") -> list:
+def latest_sweep(client: mlflow.MlflowClient, experiment: str):
+    """The sweep's parent run (tag role=sweep) started last in the experiment among those with
+    training runs of their own (a relaunch whose every job was skipped as finished has none), or
+    None when the experiment has no sweep."""
+    found = find_experiment(client, experiment)
+    for parent in search_all(client, found.experiment_id, f"tags.`{names.ROLE}` = '{names.SWEEP}'", ["start_time DESC"]):
+        children = client.search_runs([found.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=50)
+        if any("lr" in child.data.params for child in children):
+            return parent
+    return None
+
+
+def search_all(client: mlflow.MlflowClient, experiment_id: str, filter_string: str = "", order_by: list[str] | None = None) -> list:
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, order_by=order_by, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -96,8 +110,8 @@ def run_columns(run) -> dict:
     tags, params = run.data.tags, run.data.params
     row = {
         "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
-        "diverged": tags.get("status") == "diverged",
-        "diverged_epoch": int(tags["diverged_epoch"]) if "diverged_epoch" in tags else None,
+        "diverged": tags.get(names.STATUS) == names.DIVERGED,
+        "diverged_epoch": int(tags[names.DIVERGED_EPOCH]) if names.DIVERGED_EPOCH in tags else None,
         "parent_run_id": tags.get(PARENT_TAG),
     }
     for name, value in params.items():

@@ -1,22 +1,30 @@
-"""A sweep's report: a folder with every figure (PNG and PDF), `report.md` and `report.html` holding
-the study's question, its config and overrides, a summary table and each figure with a caption.
-The folder is also logged under `report/` on the sweep's parent run, to show in the MLflow UI.
+"""A sweep's report: a folder with `report.md`, `report.html` and the figures (PNG and PDF) that
+fit the sweep, logged under `report/` on the sweep's parent run to show in the MLflow UI.
+
+The report opens with the answer, computed from the runs: the best η for each batch size with
+its cost and accuracies, what diverged or did not learn, the updates to each target and the
+critical batch size where the sweep measures one, and every best η at the edge of its grid. Then
+the figures, a table per configuration, and the config last. By default it covers the latest
+sweep of the experiment; mixing sweeps is asked for (`all_sweeps`) and then said. The HTML page
+embeds its images, so it renders alone, in a browser or in MLflow's artifact view.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from . import figures, summary
-from .loader import DEFAULT_URI, client_for, find_experiment, load_runs
-from .summary import CONFIG, batch_label, batch_sizes
+from harness import names
 
-COST, ACCURACY = "train_cost", "validation_accuracy"
-QUESTION_KEYS = ["study.question", "question", "mlflow.note.content"]  # params, then tags, of the parent or a run
+from . import figures, summary
+from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
+from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
+
+QUESTION_KEYS = ["study.question", "question", names.DESCRIPTION]  # params, then tags, of the parent or a run
 SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
 
 
@@ -28,8 +36,8 @@ class Section:
 
 
 def question(runs: pd.DataFrame, parent, experiment) -> str | None:
-    """The study's question: `study.question` (param), `question` or the description
-    (`mlflow.note.content`) of the parent run, then of the runs, then of the experiment."""
+    """The study's question: `study.question` (param), `question` or the description of the
+    parent run, then of the runs, then of the experiment."""
     sources = [parent.data.params | parent.data.tags] if parent is not None else []
     if "study.question" in runs:
         sources.append({"study.question": runs["study.question"].dropna().iloc[0]})
@@ -41,91 +49,191 @@ def question(runs: pd.DataFrame, parent, experiment) -> str | None:
     return None
 
 
+def sorted_values(key: str, values) -> list:
+    """Swept values in their natural order: batch sizes by size (`full` last), numbers as numbers."""
+    if key == "batch_size":
+        return sorted(values, key=batch_order)
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
+
+
 def config_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(settings shared by every run, settings that vary with their values)."""
+    """(settings that vary, with their values in order; settings shared by every run)."""
     first = runs.columns.get_loc("parent_run_id") + 1
     params = runs.drop_duplicates("run_id").iloc[:, first:runs.columns.get_loc("metric")].drop(columns=list(SWEPT_ASIDE), errors="ignore")
     values = {name: params[name].dropna().unique() for name in params}
+    varied = pd.DataFrame([(k, ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted_values(k, vals)))
+                           for k, vals in values.items() if len(vals) > 1], columns=["setting", "values"])
     shared = pd.DataFrame([(k, str(v[0])) for k, v in values.items() if len(v) == 1], columns=["setting", "value"])
-    order = lambda k, v: batch_sizes(v) if k == "batch_size" else sorted(v, key=str)  # noqa: E731
-    varied = pd.DataFrame([(k, ", ".join(map(str, order(k, v)))) for k, v in values.items() if len(v) > 1],
-                          columns=["setting", "values"])
-    return shared, varied
+    return varied, shared
 
 
-def plus_minus(values: pd.Series, digits: int = 3) -> str:
+def percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def number(value: float) -> str:
+    """Two significant digits, without an exponent: 0.61, 5.1, 180."""
+    return f"{value:.2g}" if value < 100 else f"{value:,.0f}"
+
+
+def count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def with_range(values: pd.Series, mean, fmt) -> str:
+    """The average of the seeds (AVERAGING) and, with more than one, their range."""
     values = values.dropna()
     if values.empty:
         return "—"
-    return f"{values.mean():.{digits}g}" + (f" ± {values.std():.2g}" if len(values) > 1 else "")
+    text = fmt(mean(values))
+    return text + (f" [{fmt(values.min())}–{fmt(values.max())}]" if len(values) > 1 else "")
 
 
-def summary_table(runs: pd.DataFrame, target_cost: float, target_accuracy: float | None) -> pd.DataFrame:
-    """Per configuration: runs, diverged runs, final cost and accuracy (mean ± std over seeds that
-    did not diverge), epochs and updates to each target (over the seeds that reached it)."""
-    has_accuracy = target_accuracy is not None
-    finals = summary.finals(runs, COST, ACCURACY if has_accuracy else None)
-    if has_accuracy:
-        last = summary.per_epoch(runs, [ACCURACY])
-        last = last.loc[last.groupby("run_id").epoch.idxmax()].set_index("run_id")[ACCURACY]
-        finals["final_accuracy"] = finals.run_id.map(last).where(~finals.diverged)
-    targets = [(COST, target_cost)] + ([(ACCURACY, target_accuracy)] if has_accuracy else [])
-    reached = {metric: summary.to_target(runs, metric, target).set_index("run_id") for metric, target in targets}
+def configuration_table(table: pd.DataFrame, best: pd.DataFrame, reached: dict) -> pd.DataFrame:
+    """Per configuration, in numeric order: runs and their outcomes, final training cost,
+    validation and test accuracy, updates to each target."""
+    best_lrs = {b.batch_size: b.lr for b in best.itertuples()}
+    cost = lambda v: f"{v:.3g}"  # noqa: E731
     rows = []
-    for batch_size in batch_sizes(finals.batch_size):
-        for lr in sorted(finals[finals.batch_size == batch_size].lr.unique()):
-            group = finals[(finals.batch_size == batch_size) & (finals.lr == lr)]
-            row = {"batch size": batch_label(batch_size), "lr": f"{lr:g}", "runs": len(group),
-                   "diverged": int(group.diverged.sum()), "final cost": plus_minus(group.final_cost)}
-            if has_accuracy:
-                row["final accuracy"] = plus_minus(group.final_accuracy)
-            for metric, target in targets:
-                hit = reached[metric].loc[group.run_id]
-                hit = hit[~hit.diverged]
-                name = "cost" if metric == COST else "accuracy"
-                row[f"epochs to {name} target"] = plus_minus(hit.epochs_to_target)
-                row[f"updates to {name} target"] = plus_minus(hit.steps_to_target)
-                row[f"reached {name} target"] = f"{hit.steps_to_target.notna().sum()}/{len(group)}"
+    for batch_size in batch_sizes(table.batch_size):
+        for lr in sorted(table[table.batch_size == batch_size].lr.unique()):
+            group = table[(table.batch_size == batch_size) & (table.lr == lr)]
+            outcomes = group.outcome.value_counts()
+            row = {"batch size": batch_label(batch_size), "η": f"{lr:g}" + (" (best)" if best_lrs.get(batch_size) == lr else ""),
+                   "runs": len(group),
+                   "outcome": ", ".join(f"{n} {o}" for o, n in outcomes.items()),
+                   "final training cost": with_range(group.final_cost, summary.geometric_mean, cost)}
+            for metric, heading in ((ACCURACY, "final validation accuracy"), (TEST_ACCURACY, "final test accuracy")):
+                if f"final_{metric}" in group:
+                    row[heading] = with_range(group[f"final_{metric}"], pd.Series.mean, percent)
+            for target, runs in reached.items():
+                hit = runs[runs.run_id.isin(group.run_id)].updates
+                row[f"updates to {target.describe()}"] = (f"{with_range(hit, summary.geometric_mean, lambda v: f'{v:,.0f}')} "
+                                                          f"({hit.notna().sum()}/{len(group)})")
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def diverged_list(runs: pd.DataFrame) -> list[str]:
-    table = runs[runs.diverged].drop_duplicates("run_id").sort_values(CONFIG + ["seed"], key=lambda c: c.astype(str))
-    return [f"{batch_label(r.batch_size)}, η = {r.lr:g}, seed {r.seed}: diverged at epoch {r.diverged_epoch}"
-            for r in table.itertuples()]
+def grid_text(grid: list) -> str:
+    return f"{grid[0]:g}" if len(grid) == 1 else f"{grid[0]:g}–{grid[-1]:g}, {len(grid)} values"
 
 
-def draw_all(runs: pd.DataFrame, folder: Path, target_cost: float, target_accuracy: float | None) -> list[Section]:
-    """Every figure the tracked metrics allow, saved under `folder`, with its caption."""
-    tracked = set(runs.metric)
-    band = "line: mean over seeds (geometric on a log axis), band: 95% CI; × a diverged run's last finite point"
-    sections = [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate; {band}.")]
-    for x, what in [("steps", "updates (full-batch GD makes one per epoch)"), ("examples", "examples seen"),
-                    ("train_time", "training time in seconds")]:
-        if x in tracked:
-            sections.append(Section(f"convergence_{x}", f"The same against {what}."))
-    sections.append(Section("heatmaps", "Final training cost and best validation accuracy over learning rate × batch "
-                                        "size, mean over seeds; hatched: every run diverged; (k/n div.): k of n runs diverged."))
-    sections.append(Section("final_vs_lr", "Final training cost vs learning rate for each batch size (bars: 95% CI); "
-                                           "× at the top: learning rates where runs diverged; dotted: the untrained network."))
-    if "steps" in tracked:
-        accuracy = f" or validation accuracy ≥ {target_accuracy:.3g}" if target_accuracy is not None else ""
-        sections.append(Section("steps_to_target", f"Updates to reach training cost ≤ {target_cost:.3g}{accuracy} vs batch "
-                                                   "size, each at its fastest stable learning rate (η labels); dashed: "
-                                                   "perfect scaling, slope −1 (Shallue et al. 2018)."))
-    if {"examples", "train_time"} <= tracked and len(set(runs.batch_size)) > 1:
-        sections.append(Section("gd_vs_sgd", "Each batch size at its best learning rate (lowest mean final cost, no "
-                                             "diverged run), at equal examples processed and at equal training time."))
+def configs_text(table: pd.DataFrame, outcome: str) -> list[str]:
+    """'m = 10 at η = 30, 100 (2 of 3 runs)' for each batch size with runs of this outcome; the
+    count after an η when only some of its runs had it."""
+    found = []
+    for b, runs in sorted(table.groupby("batch_size"), key=lambda item: batch_order(item[0])):
+        parts = []
+        for lr, group in sorted(runs.groupby("lr")):
+            k = int((group.outcome == outcome).sum())
+            if k:
+                parts.append(f"{lr:g}" + (f" ({k} of {len(group)} runs)" if k < len(group) else ""))
+        if parts:
+            found.append(f"{batch_label(b)} at η = {', '.join(parts)}")
+    return found
+
+
+def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> str:
+    """B_simple on the way to the target, against the B_crit measured from updates ('' unmeasured)."""
+    noise = found.noise_scales[target]
+    if noise.empty:
+        return ""
+    low, mid, high = noise.quantile([0.25, 0.5, 0.75])
+    return (f" The gradient noise scale B_simple on the way there (median over the second half of the updates to it, "
+            f"{count(len(noise), 'run')} at their best η) is {mid:.3g} (middle half {low:.3g}–{high:.3g}), "
+            f"{mid / b_crit:.2g}× the measured B_crit.")
+
+
+def answer(found: summary.Study, n: int | None) -> list[str]:
+    """The findings, one sentence each, computed from the runs; `n` is the full batch's size."""
+    table, best, reached = found.table, found.best, found.reached
+    lines = []
+    for b in best.itertuples():
+        if pd.isna(b.lr):
+            lines.append(f"**{batch_label(b.batch_size)}**: no η learned on every seed (tried {grid_text(b.grid)}).")
+            continue
+        accuracies = "".join(f", final {what} accuracy {percent(value)}" for what, value in
+                             (("validation", b.accuracy), ("test", b.test_accuracy)) if pd.notna(value))
+        steps = []
+        for target, runs in reached.items():
+            seeds = runs[(runs.batch_size == b.batch_size) & (runs.lr == b.lr)]
+            hit = seeds.updates.dropna()
+            mean = lambda column: summary.geometric_mean(seeds[column])  # noqa: E731
+            steps.append(f"{target.describe()} after {mean('updates'):,.0f} updates ({mean('examples'):,.0f} examples, "
+                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training)" if len(hit) == len(seeds)
+                         else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
+        flag = f" ⚠ {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)}): the grid does not bracket the best η." if b.edge else ""
+        rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the targets"
+        lines.append(f"**{batch_label(b.batch_size)}**: best η = {b.lr:g} (of {grid_text(b.grid)}{rule}), final training cost "
+                     f"{b.cost:.3g}{accuracies}; {'; '.join(steps)}.{flag}")
+    learned = best[best.lr.notna()]
+    if len(learned) > 1:
+        top = learned.loc[learned.cost.idxmin()]
+        lines.append(f"Lowest final training cost over batch sizes, each at its best η: {batch_label(top.batch_size)} "
+                     f"(η = {top.lr:g}, {top.cost:.3g}, after {int(table[table.batch_size == top.batch_size].last_epoch.max())} "
+                     "epochs).")
+        for target, runs in reached.items():
+            at_best = summary.at_best(runs, best)
+            x = [summary.batch_size_value(v, n) for v in at_best.batch_size]
+            fit = summary.critical_batch(x, at_best.updates)
+            measured = at_best.updates.notna().sum()
+            if fit:
+                lines.append(f"Critical batch size for {target.describe()}: B_crit ≈ {fit[0]:.3g} (fit of S_min(1 + B_crit/m) "
+                             f"to the updates of {measured} batch sizes; S_min ≈ {fit[1]:,.0f} updates): below it, doubling m "
+                             "about halves the updates needed; above it, it saves few." + noise_text(found, target, fit[0]))
+            elif measured >= 3:
+                lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
+                             "between the smallest and the largest batch size that reached it.")
+    for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
+        found = configs_text(table, outcome)
+        if found:
+            lines.append(f"{what}: {'; '.join(found)}." + (f" (A run did not learn when it got {summary.LEARNED_RULE}.)"
+                                                           if outcome == summary.STALLED else ""))
+    for target, runs in reached.items():
+        cheats = runs[runs.run_id.isin(table[table.outcome == summary.STALLED].run_id) & runs.updates.notna()]
+        if len(cheats):
+            lines.append(f"⚠ Target {target.describe()} is reached by {count(len(cheats), 'run')} that did not learn: "
+                         "it does not separate learning from chance.")
+    return lines
+
+
+def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path) -> list[Section]:
+    """The figures that can say something about this sweep, saved under `folder`, with captions."""
+    table, best = found.table, found.best
+    batches = batch_sizes(table.batch_size)
+    lrs_per_m = table.groupby("batch_size").lr.nunique()
+    tuned = best.lr.notna().sum()
+    style = "dotted: a configuration that did not learn; × a diverged run's last finite point"
+    sections = [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
+                                       f"(dark = small); {style}.")]
+    if names.by_update(COST) in set(runs.metric):
+        sections.append(Section("convergence_updates", "Training cost vs updates, at the scheduled evaluations "
+                                                       "(log axis from the first update)."))
+    if tuned > 1:
+        sections.append(Section("tuned", "Each batch size at its own best learning rate, against updates, examples seen "
+                                         "and training time (log axes)."))
+    if len(batches) > 1 and lrs_per_m.max() > 1:
+        sections.append(Section("heatmaps", "Final training cost and final validation accuracy over learning rate × batch "
+                                            "size; box: the best η of each batch size (red: at the edge of its grid); "
+                                            "hatched: every run diverged; 'no learning': every run did not learn."))
+    if lrs_per_m.max() >= 3:
+        sections.append(Section("final_vs_lr", "Final training cost vs learning rate for each batch size (bars: range over "
+                                               "seeds); star: best η, which may not have the lowest final cost as it is the fastest to the targets (hollow: at the edge of the grid); × at the top: "
+                                               "learning rates where runs diverged; dotted: the untrained network."))
+    if tuned > 1 and names.STEPS in set(runs.metric):
+        sections.append(Section("steps_to_target", "Updates to reach each target vs batch size, each at its best η; dots: "
+                                                   "seeds; hollow triangles: seeds that had not reached it by that update "
+                                                   "(censored); dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
     draw = {
-        "convergence": lambda: figures.convergence(runs, COST),
-        "convergence_steps": lambda: figures.convergence(runs, COST, "steps"),
-        "convergence_examples": lambda: figures.convergence(runs, COST, "examples"),
-        "convergence_train_time": lambda: figures.convergence(runs, COST, "train_time"),
-        "heatmaps": lambda: figures.final_heatmaps(runs, COST, ACCURACY),
-        "final_vs_lr": lambda: figures.final_vs_lr(runs, COST),
-        "steps_to_target": lambda: figures.steps_to_target(runs, target_cost, target_accuracy),
-        "gd_vs_sgd": lambda: figures.gd_vs_sgd(runs, COST),
+        "convergence": lambda: figures.convergence(runs),
+        "convergence_updates": lambda: figures.convergence(runs, x=names.STEPS),
+        "tuned": lambda: figures.tuned(runs, found=found),
+        "heatmaps": lambda: figures.heatmaps(runs, found),
+        "final_vs_lr": lambda: figures.final_vs_lr(runs, found),
+        "steps_to_target": lambda: figures.steps_to_target(runs, found),
     }
     for section in sections:
         section.files = figures.save(draw[section.name](), folder / "figures" / section.name)
@@ -137,96 +245,130 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([cells(table.columns), cells(["---"] * len(table.columns)), *map(cells, table.itertuples(index=False))])
 
 
+def bold(text: str) -> str:
+    """**x** of the markdown sentences as <b>x</b>, the rest escaped."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
 @dataclass
 class Report:
     title: str
     question: str | None
+    scope: str
+    answer: list[str]
+    targets: list[summary.Target]
+    sections: list[Section]
+    table: pd.DataFrame
+    varied: pd.DataFrame
+    shared: pd.DataFrame
     source: list[tuple[str, str]]
     overrides: str | None
-    shared: pd.DataFrame
-    varied: pd.DataFrame
-    targets: str
-    table: pd.DataFrame
-    diverged: list[str]
-    excluded: list[str]
-    sections: list[Section]
+
+    def preamble(self) -> list[str]:
+        return [f"**Question.** {self.question or 'none recorded (set study.question in the study config)'}",
+                f"**Runs.** {self.scope}",
+                f"**Averages.** {summary.AVERAGING[:1].upper() + summary.AVERAGING[1:]}; the best η of a batch size has "
+                "the fewest updates to reach every target on its slowest seed, among its learning rates whose every seed "
+                "learned (where none gets every seed there: the lowest final training cost on its worst seed)."]
+
+    def target_lines(self) -> list[str]:
+        return [f"{target.describe()}: {target.how}." for target in self.targets]
 
     def markdown(self, folder: Path) -> str:
-        lines = [f"# {self.title}", "", f"**Question.** {self.question or 'none recorded (set `study.question` in the study config)'}", ""]
-        lines += [f"- {k}: `{v}`" for k, v in self.source] + [""]
-        if self.overrides:
-            lines += ["## Overrides", "", f"`{self.overrides}`", ""]
-        lines += ["## Config", "", "Swept:", "", markdown_table(self.varied), "", "Shared by every run:", "",
-                  markdown_table(self.shared), "", "## Summary", "", self.targets, "", markdown_table(self.table), ""]
-        lines += [f"Diverged runs ({len(self.diverged)}): " + ("; ".join(self.diverged) if self.diverged else "none."), ""]
-        if self.excluded:
-            lines += [f"Left out (not FINISHED): {'; '.join(self.excluded)}.", ""]
+        lines = [f"# {self.title}", ""]
+        lines += [p + "\n" for p in self.preamble()]
+        lines += ["## Answer", ""] + [f"- {line}" for line in self.answer] + [""]
+        lines += ["Targets:", ""] + [f"- {line}" for line in self.target_lines()] + [""]
         lines += ["## Figures", ""]
         for i, section in enumerate(self.sections, 1):
             png, pdf = (f.relative_to(folder).as_posix() for f in section.files)
             lines += [f"![{section.name}]({png})", "", f"*Figure {i}.* {section.caption} ([PDF]({pdf}))", ""]
+        lines += ["## Every configuration", "", markdown_table(self.table), ""]
+        lines += ["## Config", "", "Swept:", "", markdown_table(self.varied), "", "Shared by every run:", "",
+                  markdown_table(self.shared), ""]
+        if self.overrides:
+            lines += [f"Sweep overrides: `{self.overrides}`", ""]
+        lines += [f"- {k}: `{v}`" for k, v in self.source] + [""]
         return "\n".join(lines)
 
     def html(self, folder: Path) -> str:
         e = html.escape
         table = lambda t: t.to_html(index=False, border=0, classes="table")  # noqa: E731
-        parts = [f"<h1>{e(self.title)}</h1>",
-                 f"<p><b>Question.</b> {e(self.question or 'none recorded (set study.question in the study config)')}</p>",
-                 "<ul>" + "".join(f"<li>{e(k)}: <code>{e(v)}</code></li>" for k, v in self.source) + "</ul>"]
-        if self.overrides:
-            parts += ["<h2>Overrides</h2>", f"<p><code>{e(self.overrides)}</code></p>"]
-        parts += ["<h2>Config</h2>", "<p>Swept:</p>", table(self.varied), "<p>Shared by every run:</p>", table(self.shared),
-                  "<h2>Summary</h2>", f"<p>{e(self.targets)}</p>", table(self.table),
-                  f"<p>Diverged runs ({len(self.diverged)}): {e('; '.join(self.diverged) if self.diverged else 'none.')}</p>"]
-        if self.excluded:
-            parts.append(f"<p>Left out (not FINISHED): {e('; '.join(self.excluded))}.</p>")
-        parts.append("<h2>Figures</h2>")
+        parts = [f"<h1>{e(self.title)}</h1>"] + [f"<p>{bold(p)}</p>" for p in self.preamble()]
+        parts += ["<h2>Answer</h2>", "<ul>" + "".join(f"<li>{bold(line)}</li>" for line in self.answer) + "</ul>",
+                  "<p>Targets:</p><ul>" + "".join(f"<li>{e(line)}</li>" for line in self.target_lines()) + "</ul>",
+                  "<h2>Figures</h2>"]
         for i, section in enumerate(self.sections, 1):
-            png, pdf = (f.relative_to(folder).as_posix() for f in section.files)
-            parts.append(f'<figure><img src="{e(png)}" alt="{e(section.name)}"><figcaption><i>Figure {i}.</i> '
-                         f'{e(section.caption)} (<a href="{e(pdf)}">PDF</a>)</figcaption></figure>')
+            png = section.files[0]
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(section.name)}"><figcaption>'
+                         f'<i>Figure {i}.</i> {e(section.caption)} (PDF: figures/{e(png.stem)}.pdf)</figcaption></figure>')
+        parts += ["<h2>Every configuration</h2>", table(self.table), "<h2>Config</h2>", "<p>Swept:</p>", table(self.varied),
+                  "<p>Shared by every run:</p>", table(self.shared)]
+        if self.overrides:
+            parts.append(f"<p>Sweep overrides: <code>{e(self.overrides)}</code></p>")
+        parts.append("<ul>" + "".join(f"<li>{e(k)}: <code>{e(v)}</code></li>" for k, v in self.source) + "</ul>")
         style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-                 "img{max-width:100%}table{border-collapse:collapse;font-size:0.9em}"
+                 "img{max-width:100%}table{border-collapse:collapse;font-size:0.85em}"
                  "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}figure{margin:2em 0}")
         return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
                 f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
+def choose_runs(client, experiment: str, tracking_uri: str, sweep: str | None, all_sweeps: bool):
+    """(runs, parent run or None, sentence saying which runs these are)."""
+    if sweep and all_sweeps:
+        raise AnalysisError("give --sweep or --all-sweeps, not both")
+    if all_sweeps:
+        runs = load_runs(experiment, tracking_uri)
+        n = runs.parent_run_id.nunique()
+        return runs, None, (f"every run of experiment {experiment}, mixing {count(n, 'sweep')} (--all-sweeps)"
+                            + (" and runs outside any sweep" if runs.parent_run_id.isna().any() else ""))
+    parent = client.get_run(sweep) if sweep else latest_sweep(client, experiment)
+    if parent is None:
+        return load_runs(experiment, tracking_uri), None, f"every run of experiment {experiment} (it has no sweep)"
+    runs = load_runs(experiment, tracking_uri, parent.info.run_id)
+    which = "the sweep asked for" if sweep else "the latest sweep of the experiment"
+    return runs, parent, (f"{which}, {parent.info.run_name} (parent run {parent.info.run_id}); other sweeps are left "
+                          "out (--all-sweeps mixes them)")
+
+
 def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | None = None, out: Path | None = None,
-                 target_cost: float | None = None, target_accuracy: float | None = None, log: bool = True) -> Path:
+                 target_cost: float | None = None, target_accuracy: float | None = None, log: bool = True,
+                 all_sweeps: bool = False) -> Path:
     """Write the report folder (default `reports/<experiment>[-<sweep>]`) and return it; log it on
-    the sweep's parent run (the given sweep, or the one parent all the runs share) if `log`."""
+    the sweep's parent run if `log` and the report covers one sweep."""
     summary.check_target(target_cost, COST)
     summary.check_target(target_accuracy, ACCURACY)
     client = client_for(tracking_uri)
-    loaded = load_runs(experiment, tracking_uri, sweep)
+    loaded, parent, scope = choose_runs(client, experiment, tracking_uri, sweep, all_sweeps)
     runs = loaded[loaded.status == "FINISHED"]
-    excluded = [f"{r.run_name or r.run_id} ({r.status})" for r in loaded[loaded.status != "FINISHED"].drop_duplicates("run_id").itertuples()]
-    parents = set(loaded.parent_run_id.dropna())
-    parent_id = sweep or (parents.pop() if len(parents) == 1 and loaded.parent_run_id.notna().all() else None)
-    parent = client.get_run(parent_id) if parent_id else None
-    has_accuracy = ACCURACY in set(runs.metric)
-    target_cost = summary.default_target(runs, COST) if target_cost is None else target_cost
-    if has_accuracy and target_accuracy is None:
-        target_accuracy = summary.default_target(runs, ACCURACY)
-    folder = Path(out or Path("reports") / (experiment + (f"-{parent_id[:8]}" if sweep else "")))
+    if runs.empty:
+        raise AnalysisError(f"{scope}: no FINISHED runs to report")
+    excluded = loaded[loaded.status != "FINISHED"].drop_duplicates("run_id")
+    found = summary.study(runs, target_cost, target_accuracy)
+    table = found.table
+    n = summary.full_batch_size(runs)
+    seeds = table.groupby(CONFIG).seed.nunique()
+    scope = (f"{count(len(table), 'run')} from {scope}; {seeds.min()}" + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "")
+             + " seeds per configuration" + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}"
+                                             if len(excluded) else "") + ".")
+    folder = Path(out or Path("reports") / (experiment + (f"-{parent.info.run_id[:8]}" if parent else "")))
     folder.mkdir(parents=True, exist_ok=True)
-    shared, varied = config_tables(runs)
-    targets = (f"Targets: training cost ≤ {target_cost:.3g}" + (f", validation accuracy ≥ {target_accuracy:.3g}" if has_accuracy else "")
-               + " (a target left unset is the hardest one every batch size reaches with its best learning rate on every seed).")
+    varied, shared = config_tables(runs)
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        source=[("experiment", experiment), ("tracking URI", tracking_uri), ("runs", str(runs.run_id.nunique()))]
-        + ([("sweep (parent run)", parent_id)] if parent_id else []),
-        overrides=parent.data.tags.get("overrides") if parent else None,
-        shared=shared, varied=varied, targets=targets,
-        table=summary_table(runs, target_cost, target_accuracy if has_accuracy else None),
-        diverged=diverged_list(runs), excluded=excluded,
-        sections=draw_all(runs, folder, target_cost, target_accuracy if has_accuracy else None),
+        scope=scope, answer=answer(found, n), targets=found.targets,
+        sections=draw_all(runs, found, folder),
+        table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
+        source=[("experiment", experiment), ("tracking URI", tracking_uri)]
+        + ([("sweep (parent run)", parent.info.run_id)] if parent else []),
+        overrides=parent.data.tags.get(names.OVERRIDES) if parent else None,
     )
     (folder / "report.md").write_text(report.markdown(folder))
     (folder / "report.html").write_text(report.html(folder))
-    if log and parent_id:
-        client.log_artifacts(parent_id, str(folder), artifact_path="report")
+    if log and parent is not None:
+        client.log_artifacts(parent.info.run_id, str(folder), artifact_path="report")
     return folder

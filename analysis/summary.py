@@ -1,20 +1,51 @@
-"""Numbers behind the figures and the report, computed from the loader's tidy DataFrame: per-epoch
-curves, each run's final cost and best accuracy, the steps it took to reach a target, the mean
-with a 95% confidence interval over seeds, and the best lr for each batch size.
+"""Numbers behind the figures and the report, computed from the loader's tidy DataFrame.
 
-A configuration is one (batch_size, lr) pair; its runs differ by seed.
+A configuration is one (batch_size, lr) pair; its runs differ by seed. The rules every figure and
+table follows, each computed here once:
+
+- Averages over seeds (AVERAGING): costs and update counts are averaged geometrically (they are
+  drawn on log axes and compared as ratios), accuracies arithmetically; spread is the range of
+  the seeds themselves, never a t-interval (two or three seeds cannot give one worth drawing).
+- A run's outcome: `diverged` (the harness stopped it), `did not learn` (its final validation
+  accuracy, or without one its training cost on a log scale, got less than LEARNED of the way from
+  the untrained network to the best run of the sweep: stalled at chance or at a saturated cost), or
+  `learned`. Only a configuration whose every seed learned can be a best.
+- The best η for a batch size, among its configurations whose every seed learned: the one whose
+  slowest seed reaches every target (cost and accuracy) in the fewest updates (Shallue et al.
+  2018); where none gets every seed there, the lowest final training cost on its worst seed.
+  Worst seeds, as one lucky seed does not make an η best; a first passage, as a late spike of a
+  noisy run does not undo it. Flagged when it is the smallest or largest η tried at that m (the
+  grid may not bracket it) or the only one.
+- Targets: stated by the study (`study.target_cost`, `study.target_accuracy`) or on the command
+  line; otherwise one the good runs reach and chance cannot, relative to the best run.
+- Updates to a target: the first measured point at or past it (scheduled evaluations,
+  `*_by_update`, where the run has them; else the epochs), never interpolated; a run that never
+  gets there is censored at its last measured update.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from harness import names
 
 from .loader import AnalysisError, require_metric
 
 CONFIG = ["batch_size", "lr"]
 RUN = ["run_id", "status", "diverged", "diverged_epoch", "seed", *CONFIG]
+COST, ACCURACY, TEST_ACCURACY = names.TRAIN_COST, names.VALIDATION_ACCURACY, names.TEST_ACCURACY
+AVERAGING = ("costs and update counts are geometric means over seeds, accuracies arithmetic means; "
+             "bands and bars span the seeds (minimum to maximum)")
+LEARNED = 0.25  # a run that got less than this fraction of the way to the best run did not learn
+LEARNED_RULE = (f"less than {LEARNED:.0%} of the way from the untrained network to the best run (validation accuracy, "
+                "or training cost on a log scale without one; the best run counting as at least halfway from "
+                "chance to 100%, or a decade of cost)")
+ACCURACY_PROGRESS = 0.9  # default accuracy target: this fraction of the way from chance to the best run
+LEARNED_OUTCOME, STALLED, DIVERGED = "learned", "did not learn", "diverged"
 
 
 def batch_sizes(values) -> list:
@@ -23,8 +54,23 @@ def batch_sizes(values) -> list:
     return sorted(v for v in distinct if v != "full") + (["full"] if "full" in distinct else [])
 
 
+def batch_order(value) -> float:
+    """Sort key that puts `full` after every integer batch size."""
+    return math.inf if value == "full" else float(value)
+
+
 def batch_label(batch_size) -> str:
     return "full batch (GD)" if batch_size == "full" else f"m = {batch_size}"
+
+
+def geometric_mean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.exp(np.log(values).mean())) if len(values) else np.nan
+
+
+def average(metric: str):
+    """The one averaging convention: geometric for costs and counts, arithmetic for accuracies."""
+    return (lambda values: float(np.mean(values))) if names.is_accuracy(metric) else geometric_mean
 
 
 def per_epoch(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -37,51 +83,257 @@ def per_epoch(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return runs[RUN].drop_duplicates("run_id").merge(wide, on="run_id").sort_values(["run_id", "epoch"], ignore_index=True)
 
 
-def mean_ci(values, geometric: bool = False) -> tuple[float, float, float]:
-    """Mean and its 95% confidence interval (Student's t over the seeds; no width for one seed).
-    Geometric: the same on log values, mapped back, for quantities drawn on a log axis (the
-    interval then stays positive and symmetric on that axis)."""
-    values = np.log(np.asarray(values, dtype=float)) if geometric else np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    interval = (mean, mean - half, mean + half)
-    return tuple(float(np.exp(v)) for v in interval) if geometric else interval
+def spread(frame: pd.DataFrame, by: list[str], x: str, y: str) -> pd.DataFrame:
+    """Per group of `by` + [epoch]: x averaged, y's average (AVERAGING) and the seeds' minimum and
+    maximum. Groups are per epoch, so an x that varies between seeds (training time) is averaged too."""
+    mean = average(y)
+    rows = [(*key, group[x].mean(), mean(group[y]), group[y].min(), group[y].max(), len(group))
+            for key, group in frame.groupby(by + ["epoch"], sort=True)]
+    return pd.DataFrame(rows, columns=by + ["epoch", x + "_mean", "mean", "low", "high", "n"])
 
 
-def aggregate(frame: pd.DataFrame, by: list[str], x: str, y: str, geometric: bool = False) -> pd.DataFrame:
-    """Mean of x and of y over the runs in each group of `by` + [epoch], with y's 95% interval.
-    Groups are per epoch, so an x that varies between seeds (training time) is averaged too."""
-    rows = []
-    for key, group in frame.groupby(by + ["epoch"], sort=True):
-        mean, low, high = mean_ci(group[y], geometric)
-        rows.append((*key, group[x].mean(), mean, low, high, len(group)))
-    return pd.DataFrame(rows, columns=by + ["epoch", x + "_mean", "mean", "low", "high", "n"]).sort_values(by + ["epoch"])
-
-
-def finals(runs: pd.DataFrame, cost: str = "train_cost", accuracy: str | None = None) -> pd.DataFrame:
-    """One row per run: its last cost (`final_cost`, NaN for a diverged run, whose last finite cost is
-    `last_cost` at `last_epoch`), its initial cost and, if asked, its best accuracy over epochs."""
-    metrics = [cost] + ([accuracy] if accuracy else [])
-    curves = per_epoch(runs, metrics)
+def finals(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: initial and final training cost (`final_cost` NaN for a diverged run,
+    whose last finite cost is `last_cost` at `last_epoch`), initial and final validation and test
+    accuracy where tracked, and its `outcome` (learned, did not learn, diverged) with the
+    `progress` it is judged by."""
+    accuracies = [m for m in (ACCURACY, TEST_ACCURACY) if m in set(runs.metric)]
+    curves = per_epoch(runs, [COST, *accuracies])
     last = curves.loc[curves.groupby("run_id").epoch.idxmax()].set_index("run_id")
     first = curves.loc[curves.groupby("run_id").epoch.idxmin()].set_index("run_id")
     table = last[RUN[1:]].copy()
     table["last_epoch"] = last.epoch
-    table["last_cost"] = last[cost]
-    table["final_cost"] = last[cost].where(~last.diverged)
-    table["initial_cost"] = first[cost]
-    if accuracy:
-        table["best_accuracy"] = curves.groupby("run_id")[accuracy].max()
-    return table.reset_index()
+    table["last_cost"] = last[COST]
+    table["initial_cost"] = first[COST]
+    table["final_cost"] = last[COST].where(~last.diverged)
+    for metric in accuracies:
+        table[f"initial_{metric}"] = first[metric]
+        table[f"final_{metric}"] = last[metric].where(~last.diverged)
+    table = table.reset_index()
+    table["progress"] = progress(table)
+    table["outcome"] = np.where(table.diverged, DIVERGED, np.where(table.progress < LEARNED, STALLED, LEARNED_OUTCOME))
+    return table
+
+
+def chance_accuracy(table: pd.DataFrame) -> float:
+    """The accuracy of guessing: the untrained networks' validation accuracy (median over runs)."""
+    return float(table[f"initial_{ACCURACY}"].median())
+
+
+def progress(table: pd.DataFrame) -> pd.Series:
+    """How far each run got from the untrained network towards the best run of the sweep (1 = as
+    far as the best): in validation accuracy above chance where tracked, else in training cost on a
+    log scale. The best run counts as at least halfway from chance to perfect accuracy, or a decade
+    below the untrained cost, so that in a sweep where nothing learns nothing is called learned.
+    NaN for diverged runs."""
+    if f"final_{ACCURACY}" in table:
+        chance = chance_accuracy(table)
+        best = max(table[f"final_{ACCURACY}"].max(), chance + 0.5 * (1 - chance))
+        return (table[f"final_{ACCURACY}"] - chance) / (best - chance)
+    best = np.minimum(table.final_cost.min(), table.initial_cost / 10)
+    return np.log(table.initial_cost / table.final_cost) / np.log(table.initial_cost / best)
+
+
+def best_lr(table: pd.DataFrame, reached: list[pd.DataFrame] = ()) -> pd.DataFrame:
+    """For each batch size (from `finals`): `lr`, the best η (NaN when no configuration learned on
+    every seed), `by` the rule that chose it ("updates to target" from the `to_target` tables in
+    `reached`, a run counting the updates by which it met them all; else "final cost"), its mean
+    `cost`, `accuracy` and `test_accuracy`, its `seeds`, the η `grid` tried at that m, and `edge`:
+    "lowest" or "highest" when the best is at that end of the grid, "only" when the grid is one
+    η, else ""."""
+    slowest = (pd.concat([r.set_index("run_id").updates for r in reached], axis=1).max(axis=1, skipna=False)
+               if len(reached) else None)
+    rows = []
+    for batch_size in batch_sizes(table.batch_size):
+        runs = table[table.batch_size == batch_size]
+        grid = sorted(runs.lr.unique())
+        learned = runs.groupby("lr").filter(lambda g: (g.outcome == LEARNED_OUTCOME).all())
+        row = {"batch_size": batch_size, "lr": np.nan, "by": "", "cost": np.nan, "accuracy": np.nan,
+               "test_accuracy": np.nan, "seeds": 0, "grid": grid, "edge": ""}
+        if len(learned):
+            updates = (learned.run_id.map(slowest) if slowest is not None else pd.Series(np.nan, learned.index))
+            worst = learned.assign(updates=updates).groupby("lr").agg(updates=("updates", lambda u: u.max(skipna=False)),
+                                                                      cost=("final_cost", "max"))
+            fastest = worst.updates.dropna()
+            lr, by = (fastest.idxmin(), "updates to target") if len(fastest) else (worst.cost.idxmin(), "final cost")
+            best = learned[learned.lr == lr]
+            row.update(lr=lr, by=by, cost=geometric_mean(best.final_cost), seeds=len(best),
+                       edge="only" if len(grid) == 1 else "lowest" if lr == grid[0] else "highest" if lr == grid[-1] else "")
+            for key, metric in (("accuracy", ACCURACY), ("test_accuracy", TEST_ACCURACY)):
+                if f"final_{metric}" in best:
+                    row[key] = best[f"final_{metric}"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str  # the per-epoch metric; its scheduled form is names.by_update(metric)
+    value: float
+    how: str  # where the value comes from, for the report
+
+    @property
+    def lower_is_better(self) -> bool:
+        return not names.is_accuracy(self.metric)
+
+    def met(self, values) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        return values <= self.value if self.lower_is_better else values >= self.value
+
+    def describe(self) -> str:
+        what = "training cost" if self.metric == COST else "validation accuracy" if self.metric == ACCURACY else self.metric
+        return f"{what} {'≤' if self.lower_is_better else '≥'} {self.value:.3g}"
+
+
+def stated(runs: pd.DataFrame, key: str) -> float | None:
+    """A target the study states in its config (`study.<key>`, a param of every run), or None."""
+    column = f"study.{key}"
+    if column not in runs:
+        return None
+    values = {str(v) for v in runs[column].dropna()} - {"None", "null", ""}
+    if len(values) > 1:
+        raise AnalysisError(f"{column}: the runs state different targets ({', '.join(sorted(values))}); report one sweep")
+    return float(values.pop()) if values else None
+
+
+def default_cost_target(table: pd.DataFrame) -> Target:
+    """Halfway on a log scale between the untrained network's cost and the best run's final cost:
+    every good setting gets there; a run stalled at a saturated or chance-level cost does not."""
+    initial, best = table.initial_cost.median(), table.final_cost.min()
+    value = math.sqrt(initial * best)
+    return Target(COST, value, f"default: halfway on a log scale from the untrained network's training cost "
+                               f"({initial:.3g}) to the best run's final one ({best:.3g})")
+
+
+def default_accuracy_target(table: pd.DataFrame) -> Target:
+    """ACCURACY_PROGRESS of the way from chance (the untrained network) to the best run's final
+    validation accuracy: far above chance, so guessing never reaches it."""
+    chance, best = chance_accuracy(table), table[f"final_{ACCURACY}"].max()
+    value = chance + ACCURACY_PROGRESS * (best - chance)
+    return Target(ACCURACY, value, f"default: {ACCURACY_PROGRESS:.0%} of the way from chance (the untrained network, "
+                                   f"{chance:.3g}) to the best run's final validation accuracy ({best:.3g})")
+
+
+def targets(runs: pd.DataFrame, table: pd.DataFrame, cost: float | None = None, accuracy: float | None = None) -> list[Target]:
+    """The training-cost target and, where tracked, the validation-accuracy target: given here (the
+    command line), else stated by the study, else the default rule."""
+    chosen = []
+    for metric, given, key, default in ((COST, cost, "target_cost", default_cost_target),
+                                        (ACCURACY, accuracy, "target_accuracy", default_accuracy_target)):
+        if metric == ACCURACY and f"final_{ACCURACY}" not in table:
+            continue
+        check_target(given, metric)
+        if given is not None:
+            chosen.append(Target(metric, given, "given on the command line"))
+        elif (value := stated(runs, key)) is not None:
+            chosen.append(Target(metric, value, f"stated by the study (study.{key})"))
+        else:
+            chosen.append(default(table))
+    return chosen
+
+
+def measured(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """run_id, updates, value: every point where `metric` was measured, with its update count:
+    the end of each epoch and, where the run has them, the scheduled evaluations
+    (`names.by_update(metric)`), which fall between epochs."""
+    epochs = per_epoch(runs, [metric, names.STEPS])[["run_id", names.STEPS, metric]]
+    epochs = epochs.rename(columns={names.STEPS: "updates", metric: "value"})
+    scheduled = runs[runs.metric == names.by_update(metric)][["run_id", "step", "value"]].rename(columns={"step": "updates"})
+    points = pd.concat([scheduled, epochs], ignore_index=True).astype({"updates": "int64"})
+    return points.drop_duplicates(["run_id", "updates"]).sort_values(["run_id", "updates"], ignore_index=True)
+
+
+def to_target(runs: pd.DataFrame, target: Target) -> pd.DataFrame:
+    """One row per run: `updates`, the first measured update count at or past the target (NaN if
+    never, or if the run diverged), `last_update`, its last measured one (where an unreached run
+    is censored), and the `examples`, `epochs` and seconds of training (`train_time`, at the
+    run's mean time per update) those updates amount to."""
+    points = measured(runs, target.metric)
+    rows = []
+    for run_id, run in points.groupby("run_id"):
+        met = target.met(run.value)
+        rows.append((run_id, float(run.updates.to_numpy()[met.argmax()]) if met.any() else np.nan, float(run.updates.max())))
+    reached = pd.DataFrame(rows, columns=["run_id", "updates", "last_update"])
+    table = runs[RUN].drop_duplicates("run_id").merge(reached, on="run_id")
+    table.loc[table.diverged, "updates"] = np.nan
+    rates = per_epoch(runs, [names.STEPS, names.EXAMPLES, names.TRAIN_TIME])
+    last = rates.loc[rates.groupby("run_id").epoch.idxmax()].set_index("run_id").reindex(table.run_id)
+    per_update = lambda column: (last[column] / last[names.STEPS]).to_numpy()  # noqa: E731
+    table["examples"] = table.updates * per_update(names.EXAMPLES)
+    table["epochs"] = table.updates * (last.epoch / last[names.STEPS]).to_numpy()
+    table["train_time"] = table.updates * per_update(names.TRAIN_TIME)
+    return table
+
+
+def at_best(reached: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Per batch size with a best η: `updates`, the geometric mean over the seeds of its best
+    configuration when every seed reached the target (else NaN), how many `reached` of `seeds`,
+    and `censored`, the last update measured by a seed that did not reach it."""
+    rows = []
+    for b in best[best.lr.notna()].itertuples():
+        seeds = reached[(reached.batch_size == b.batch_size) & (reached.lr == b.lr)]
+        hit = seeds.updates.notna()
+        rows.append((b.batch_size, b.lr, geometric_mean(seeds.updates) if hit.all() else np.nan, int(hit.sum()),
+                     len(seeds), seeds.last_update[~hit].min() if (~hit).any() else np.nan))
+    return pd.DataFrame(rows, columns=["batch_size", "lr", "updates", "reached", "seeds", "censored"])
+
+
+def critical_batch(sizes, updates) -> tuple[float, float] | None:
+    """(B_crit, S_min) of S(m) = S_min (1 + B_crit/m), the updates S to a target at batch size m
+    (McCandlish et al. 2018), fitted as a line in 1/m weighted by 1/S (relative errors,
+    as S spans decades); None with fewer than 3 batch sizes or when the fit puts no bend between the
+    smallest and the largest m measured (S not falling with m, or falling as 1/m all the way)."""
+    sizes, updates = np.asarray(sizes, dtype=float), np.asarray(updates, dtype=float)
+    keep = np.isfinite(sizes) & np.isfinite(updates)
+    if keep.sum() < 3:
+        return None
+    slope, intercept = np.polyfit(1 / sizes[keep], updates[keep], 1, w=1 / updates[keep])
+    if slope <= 0 or intercept <= 0 or not sizes[keep].min() < slope / intercept < sizes[keep].max():
+        return None
+    return float(slope / intercept), float(intercept)
+
+
+def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+    """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
+    that reached the target: the median of its estimates between half its updates to the target
+    and reaching it, the stretch of training the critical batch size for that target describes
+    (McCandlish et al. 2018 predict B_crit ≈ B_noise, which B_simple estimates when the Hessian is
+    close to a multiple of the identity); one value per run, as the estimates of one probe batch
+    are noisy. Empty when B_simple was not measured."""
+    chosen = reached[reached.updates.notna()].merge(best.loc[best.lr.notna(), CONFIG], on=CONFIG)
+    estimates = runs[runs.metric == names.NOISE_SCALE].merge(chosen[["run_id", "updates"]], on="run_id")
+    window = estimates[(estimates.step >= estimates.updates / 2) & (estimates.step <= estimates.updates)]
+    return window.groupby("run_id").value.median()
+
+
+@dataclass
+class Study:
+    """What every figure and the report compute from a sweep, computed once."""
+    table: pd.DataFrame  # finals: one row per run
+    targets: list[Target]
+    reached: dict  # Target -> to_target table
+    best: pd.DataFrame  # best_lr, chosen by the updates to every target
+    noise_scales: dict  # Target -> noise_scale_on_the_way (empty where B_simple was not measured)
+
+
+def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
+    """The sweep's outcomes, targets (given here, else stated by the study, else the defaults),
+    updates to each and best η per batch size."""
+    table = finals(runs)
+    goals = targets(runs, table, target_cost, target_accuracy)
+    reached = {target: to_target(runs, target) for target in goals}
+    best = best_lr(table, list(reached.values()))
+    noise = {target: noise_scale_on_the_way(runs, reached[target], best) for target in goals}
+    return Study(table, goals, reached, best, noise)
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:
     """n, the number of training inputs: the examples per update of a full-batch run (None if
     there is no full-batch run that made an update)."""
-    full = runs[(runs.batch_size == "full") & runs.metric.isin(["examples", "steps"])]
-    if set(full.metric) != {"examples", "steps"}:
+    full = runs[(runs.batch_size == "full") & runs.metric.isin([names.EXAMPLES, names.STEPS])]
+    if set(full.metric) != {names.EXAMPLES, names.STEPS}:
         return None
-    curves = per_epoch(full, ["examples", "steps"])
+    curves = per_epoch(full, [names.EXAMPLES, names.STEPS])
     stepped = curves[curves.steps > 0]
     return int(round(stepped.examples.iloc[0] / stepped.steps.iloc[0])) if len(stepped) else None
 
@@ -93,72 +345,8 @@ def batch_size_value(batch_size, n: int | None) -> float:
     return float(batch_size)
 
 
-def crossing(curve: pd.DataFrame, metric: str, target: float, lower_is_better: bool) -> tuple[float, float]:
-    """(epochs, steps) when the metric first meets the target, interpolated linearly between the
-    two epochs around the crossing; (nan, nan) if it never does."""
-    values = curve[metric].to_numpy()
-    met = values <= target if lower_is_better else values >= target
-    if not met.any():
-        return np.nan, np.nan
-    i = int(np.argmax(met))
-    epochs, steps = curve.epoch.to_numpy(dtype=float), curve.steps.to_numpy(dtype=float)
-    if i == 0:
-        return epochs[0], steps[0]
-    fraction = (target - values[i - 1]) / (values[i] - values[i - 1])
-    return epochs[i - 1] + fraction * (epochs[i] - epochs[i - 1]), steps[i - 1] + fraction * (steps[i] - steps[i - 1])
-
-
-def to_target(runs: pd.DataFrame, metric: str, target: float) -> pd.DataFrame:
-    """One row per run: epochs and steps (updates) to reach the target; NaN where it never does.
-    Costs must fall to the target, accuracies rise to it."""
-    lower_is_better = not metric.endswith("accuracy")
-    curves = per_epoch(runs, [metric, "steps"])
-    rows = [(run_id, *crossing(curve, metric, target, lower_is_better)) for run_id, curve in curves.groupby("run_id")]
-    reached = pd.DataFrame(rows, columns=["run_id", "epochs_to_target", "steps_to_target"])
-    return curves[RUN].drop_duplicates("run_id").merge(reached, on="run_id")
-
-
-def default_target(runs: pd.DataFrame, metric: str) -> float:
-    """A target every batch size reaches with its best lr on every seed: the worst, over batch
-    sizes, of the best (over lr) of the worst (over seeds) value each run ever reached."""
-    lower_is_better = not metric.endswith("accuracy")
-    curves = per_epoch(runs, [metric])
-    reached = curves.groupby("run_id")[metric].agg("min" if lower_is_better else "max")
-    per_run = curves[RUN].drop_duplicates("run_id").set_index("run_id").assign(reached=reached)
-    worst_seed = per_run.groupby(CONFIG).reached.agg("max" if lower_is_better else "min")
-    best_lr = worst_seed.groupby(level="batch_size").agg("min" if lower_is_better else "max")
-    return float(best_lr.max() if lower_is_better else best_lr.min())
-
-
-def fastest_to_target(reached: pd.DataFrame, geometric: bool = False) -> pd.DataFrame:
-    """For each batch size, the lr whose seeds all reach the target, none diverging, in the fewest
-    mean steps:
-    batch_size, lr, steps (mean), low, high (95% interval), epochs; batch sizes where no lr
-    reaches it have lr NaN."""
-    rows = []
-    for batch_size in batch_sizes(reached.batch_size):
-        configs = reached[reached.batch_size == batch_size].groupby("lr")
-        complete = {lr: group for lr, group in configs
-                    if group.steps_to_target.notna().all() and not group.diverged.any()}
-        if not complete:
-            rows.append((batch_size, np.nan, np.nan, np.nan, np.nan, np.nan))
-            continue
-        lr = min(complete, key=lambda lr: complete[lr].steps_to_target.mean())
-        rows.append((batch_size, lr, *mean_ci(complete[lr].steps_to_target, geometric),
-                     complete[lr].epochs_to_target.mean()))
-    return pd.DataFrame(rows, columns=["batch_size", "lr", "steps", "low", "high", "epochs"])
-
-
-def best_lr(table: pd.DataFrame) -> dict:
-    """For each batch size, the lr with the lowest mean final cost among configurations none of
-    whose runs diverged (from `finals`)."""
-    stable = table.groupby(CONFIG).filter(lambda group: not group.diverged.any())
-    means = stable.groupby(CONFIG).final_cost.mean().reset_index()
-    return {b: means.loc[group.final_cost.idxmin(), "lr"] for b, group in means.groupby("batch_size")}
-
-
 def check_target(value: float | None, metric: str) -> None:
-    if value is not None and metric.endswith("accuracy") and not 0 < value <= 1:
+    if value is not None and names.is_accuracy(metric) and not 0 < value <= 1:
         raise AnalysisError(f"target accuracy: {value} must be a fraction in (0, 1]")
-    if value is not None and not metric.endswith("accuracy") and not value > 0:
+    if value is not None and not names.is_accuracy(metric) and not value > 0:
         raise AnalysisError(f"target cost: {value} must be a number > 0")

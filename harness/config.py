@@ -48,6 +48,8 @@ class TrackingConfig:
 @dataclass
 class StudyConfig:
     question: str = ""  # what a named study asks; reports and the sweep's MLflow description show it
+    target_cost: Optional[float] = None  # training cost whose updates-to-reach the report measures (None: its default)
+    target_accuracy: Optional[float] = None  # validation accuracy, a fraction, likewise
 
 
 @dataclass
@@ -130,7 +132,7 @@ def check(cfg) -> None:
         raise ConfigError(f"model.output: {m.output!r} must be 'sigmoid' with model.cost 'cross_entropy'")
     _one_of("model.init", m.init, INITS)
     _one_of("model.dtype", m.dtype, DTYPES)
-    for key in ("batch_cost_every", "noise_scale_every"):
+    for key in ("batch_cost_every", "noise_scale_every", "eval_every", "eval_per_decade"):
         if cfg.measure[key] < 0:
             raise ConfigError(f"measure.{key}: {cfg.measure[key]} must be an integer >= 0 (0: off)")
     if cfg.measure.noise_probe < 2:

@@ -1,5 +1,7 @@
-"""Optional measurements of a training run beyond the per-epoch costs: the mini-batch cost every k
-steps, the norm of the full training gradient each epoch, and the gradient noise scale
+"""Optional measurements of a training run beyond the per-epoch costs: costs and accuracies at
+chosen update counts (every k updates, or N log-spaced points per decade of updates), so that
+"updates to reach a target" is read off a measured point rather than guessed between epochs; the
+mini-batch cost every k steps, the norm of the full training gradient each epoch, and the gradient noise scale
 B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training")
 every k steps. All are off by default; none of them draws from the sampling stream, so turning
 one on does not change the run's trajectory.
@@ -20,6 +22,21 @@ class Measurements:
     grad_norm: bool = False  # log ‖∂C/∂θ‖ of the whole training set at the end of each epoch
     noise_scale_every: int = 0  # estimate B_simple after every k-th update; 0: never
     noise_probe: int = 100  # B, the inputs of the probe batch for B_simple (at least 2)
+    eval_every: int = 0  # evaluate every split after every k-th update; 0: never
+    eval_per_decade: int = 0  # evaluate every split at N log-spaced update counts per decade; 0: never
+
+
+def eval_schedule(measure: Measurements, total_updates: int) -> set[int]:
+    """The update counts (1 … total_updates) after which the run evaluates its splits: every k-th
+    update, and round(10^(i/N)) for i = 0, 1, …, which puts N points in each decade so that the
+    first updates, where a large step size changes most, are seen as finely as the last."""
+    points = set(range(measure.eval_every, total_updates + 1, measure.eval_every)) if measure.eval_every else set()
+    if measure.eval_per_decade:
+        i = 0
+        while (point := round(10 ** (i / measure.eval_per_decade))) <= total_updates:
+            points.add(point)
+            i += 1
+    return points
 
 
 def squared_norm(gradient: tuple[list[np.ndarray], list[np.ndarray]]) -> float:

@@ -15,6 +15,12 @@ GRAD_NORM = "grad_norm"
 # metrics of some updates (MLflow step = updates made)
 BATCH_COST = "batch_cost"
 NOISE_SCALE = "noise_scale"
+BY_UPDATE = "_by_update"  # suffix of an epoch metric evaluated at the updates of measure.eval_* instead
+
+
+def by_update(metric: str) -> str:
+    """The name of `metric` measured at scheduled update counts (MLflow step = updates made)."""
+    return metric + BY_UPDATE
 
 
 def is_accuracy(metric: str) -> bool:

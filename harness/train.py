@@ -17,7 +17,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .data import Dataset, Split
-from .measure import Measurements, gradient_norm, noise_scale
+from . import names
+from .measure import Measurements, eval_schedule, gradient_norm, noise_scale
 from .network import Network
 
 # from this many inputs per mini-batch on, matrix products are big enough to share between BLAS
@@ -32,7 +33,7 @@ class Result:
     status: str  # "finished" or "diverged"
     history: list[dict] = field(default_factory=list)  # one dict of metrics per epoch, epoch 0 = initial
     diverged_epoch: int | None = None
-    series: Series = field(default_factory=dict)  # batch_cost, noise_scale: (step, value), step = updates made
+    series: Series = field(default_factory=dict)  # batch_cost, noise_scale, *_by_update: (step, value), step = updates made
 
     @property
     def final(self) -> dict:
@@ -96,13 +97,18 @@ def train(
     """Train `network` in place and return its per-epoch history; stop early if it diverges.
 
     After each epoch, `on_epoch(epoch, metrics, series)` gets that epoch's metrics and the per-step
-    measurements made during it. `train_time` counts the updates and the sampling only."""
+    measurements made during it: with an evaluation schedule (`measure.eval_every`,
+    `measure.eval_per_decade`) these include every split's cost and accuracy after the scheduled
+    updates, under `names.by_update(metric)`, and at update 0 with epoch 0. `train_time` counts
+    the updates and the sampling only."""
     data = data.astype(network.dtype)  # float32 stays float32: no array of the run is upcast
     n = len(data.train)
     result = Result("finished")
     steps = examples = 0
     train_time = 0.0
     probe_rng = rng.spawn(1)[0] if measure.noise_scale_every else None  # leaves `rng`'s draws as they are
+    updates_per_epoch = 1 if batch_size == "full" else len(batch_bounds(n, batch_size, last_batch))
+    scheduled = eval_schedule(measure, epochs * updates_per_epoch)
 
     def evaluate_all() -> dict:
         metrics = evaluate(network, data)
@@ -130,12 +136,23 @@ def train(
             if value is not None and math.isfinite(value):  # never a NaN or inf in the record
                 series.setdefault(name, []).append((steps + 1, value))
 
+    def evaluate_scheduled(series: Series, metrics: dict | None = None) -> None:
+        """Every split's cost and accuracy after update number `steps` (evaluation draws nothing
+        from `rng`, so the run's trajectory is the same with or without a schedule)."""
+        for name, value in (metrics or evaluate(network, data)).items():
+            if math.isfinite(value):  # never a NaN or inf in the record
+                series.setdefault(names.by_update(name), []).append((steps, value))
+
     measuring = measure.batch_cost_every or measure.noise_scale_every
     blas = ThreadpoolController()  # found once: finding the BLAS libraries takes 0.2 ms
     threads = 1 if batch_size != "full" and batch_size < SHARED_BATCH else None  # None: as they are
     errors_ignored = dict(over="ignore", invalid="ignore", under="ignore", divide="ignore")
     with np.errstate(**errors_ignored):
-        record(0, evaluate_all(), {})
+        initial = evaluate_all()
+        series: Series = {}
+        if scheduled:
+            evaluate_scheduled(series, {k: v for k, v in initial.items() if k != names.GRAD_NORM})
+        record(0, initial, series)
     initial_cost = result.history[0]["train_cost"]
     for epoch in range(1, epochs + 1):
         series: Series = {}
@@ -149,6 +166,10 @@ def train(
                     measure_time += time.perf_counter() - measure_start
                 network.step(X, Y, lr)
                 steps, examples = steps + 1, examples + len(X)
+                if steps in scheduled:
+                    evaluate_start = time.perf_counter()
+                    evaluate_scheduled(series)
+                    measure_time += time.perf_counter() - evaluate_start
         train_time += time.perf_counter() - start - measure_time
         with np.errstate(**errors_ignored):
             metrics = evaluate_all()

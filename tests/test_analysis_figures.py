@@ -2,6 +2,7 @@
 
 import math
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,7 +83,7 @@ def test_convergence_against_cost_measures_labels_their_unit(runs, x, label):
 
 
 def test_convergence_against_updates_uses_a_log_axis_as_they_span_decades_between_batch_sizes(runs):
-    assert figures.convergence(runs, x="steps").axes[0].get_xscale() == "symlog"
+    assert figures.convergence(runs, x="steps").axes[0].get_xscale() == "log"
 
 
 def test_convergence_uses_a_log_cost_axis_when_the_cost_spans_decades(runs):
@@ -94,11 +95,26 @@ def test_convergence_of_an_untracked_metric_is_a_one_line_error(runs):
         figures.convergence(runs, metric="nope")
 
 
-def test_heatmaps_show_final_cost_and_best_accuracy_with_diverged_cells_hatched(runs):
-    figure = figures.final_heatmaps(runs)
+def test_band_spans_the_seeds_themselves_not_a_t_interval(runs):
+    ax = figures.convergence(runs).axes[1]  # m = 100
+    (band, *_) = [c for c in ax.collections if c.get_gid() == "range"]  # lr = 0.1 first
+    at_epoch_5 = band.get_paths()[0].vertices
+    at_epoch_5 = at_epoch_5[at_epoch_5[:, 0] == 5, 1]
+    seeds = runs[(runs.batch_size == 100) & (runs.lr == 0.1) & (runs.metric == "train_cost") & (runs.step == 5)].value
+    assert sorted(set(at_epoch_5)) == pytest.approx([seeds.min(), seeds.max()])
+
+
+def test_learning_rates_are_coloured_in_order_along_one_sequential_map():
+    colour = figures.ordered_colours([10.0, 0.1, 1.0])
+    assert colour[0.1] == figures.COLOURMAP(0.0) and colour[10.0] == figures.COLOURMAP(0.85)
+    assert colour[1.0] == figures.COLOURMAP(0.85 * 0.5)  # halfway on a log scale
+
+
+def test_heatmaps_show_final_cost_and_accuracy_with_diverged_cells_hatched(runs):
+    figure = figures.heatmaps(runs)
     cost_ax, accuracy_ax = [ax for ax in figure.axes if ax.get_title()]
     assert cost_ax.get_title() == "final training cost C"
-    assert accuracy_ax.get_title() == "best validation accuracy (fraction correct)"
+    assert accuracy_ax.get_title() == "final validation accuracy"
     assert cost_ax.get_xlabel() == "learning rate η" and cost_ax.get_ylabel() == "mini-batch size m"
     hatched = [p for p in cost_ax.patches if p.get_gid() == "diverged"]
     assert len(hatched) == 1  # only (10, lr=10) diverged on every seed
@@ -106,10 +122,18 @@ def test_heatmaps_show_final_cost_and_best_accuracy_with_diverged_cells_hatched(
     assert "diverged" in texts and any("(1/3 div.)" in t for t in texts)
 
 
-def test_heatmap_cell_is_the_mean_final_cost_over_seeds(runs):
-    cost_ax = figures.final_heatmaps(runs).axes[0]
-    final = runs[(runs.batch_size == "full") & (runs.lr == 1.0) & (runs.metric == "train_cost") & (runs.step == EPOCHS)]
-    assert f"{final.value.mean():.3g}" in [t.get_text() for t in cost_ax.texts]
+def test_heatmap_boxes_the_best_lr_of_each_batch_size_red_at_the_grid_edge(runs):
+    cost_ax = figures.heatmaps(runs).axes[0]
+    boxes = {(p.get_y(), p.get_x()): p.get_edgecolor() for p in cost_ax.patches if p.get_gid() == "best"}
+    # rows m = 10, 100, full; columns lr = 0.1, 1, 10: best 1, 1 and, for full batch, 10 (the edge)
+    assert set(boxes) == {(0, 1), (1, 1), (2, 2)}
+    assert boxes[(2, 2)] == mpl.colors.to_rgba("crimson") and boxes[(0, 1)] == mpl.colors.to_rgba("black")
+
+
+def test_heatmap_cell_is_the_geometric_mean_final_cost_over_seeds(runs):
+    cost_ax = figures.heatmaps(runs).axes[0]
+    final = runs[(runs.batch_size == 100) & (runs.lr == 1.0) & (runs.metric == "train_cost") & (runs.step == EPOCHS)]
+    assert f"{np.exp(np.log(final.value).mean()):.2g}" in [t.get_text() for t in cost_ax.texts]
 
 
 def test_final_vs_lr_draws_one_line_per_batch_size_and_marks_diverging_lrs(runs):
@@ -122,7 +146,7 @@ def test_final_vs_lr_draws_one_line_per_batch_size_and_marks_diverging_lrs(runs)
 
 
 def test_steps_to_target_is_log_log_with_a_slope_minus_one_line(runs):
-    figure = figures.steps_to_target(runs, target_cost=0.1)
+    figure = figures.steps_to_target(runs, summary.study(runs, target_cost=0.1))
     ax = figure.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"
     assert ax.get_xlabel() == "mini-batch size m" and ax.get_ylabel() == "updates to reach the target"
@@ -131,28 +155,29 @@ def test_steps_to_target_is_log_log_with_a_slope_minus_one_line(runs):
     assert math.log(y1 / y0) / math.log(x1 / x0) == pytest.approx(-1)
 
 
-def test_steps_to_target_picks_the_fastest_stable_lr_for_each_batch_size(runs):
-    reached = summary.to_target(runs, "train_cost", 0.3)
-    best = summary.fastest_to_target(reached).set_index("batch_size")
-    # m=100: lr=10 is fastest but one of its seeds diverged, so lr=1 is the best stable one
-    assert best.lr.to_dict() == {10: 1.0, 100: 1.0, "full": 10.0}
-    # full batch, lr=10, seed 0: rate 0.2 reaches 0.3 = 0.5 exp(-0.2 e) at e = ln(5/3) / 0.2 updates
-    seed0 = reached[(reached.batch_size == "full") & (reached.lr == 10.0) & (reached.seed == 0)].steps_to_target.item()
-    assert seed0 == pytest.approx(math.log(5 / 3) / 0.2, rel=0.02)
+def test_best_lr_is_the_fastest_to_the_target_among_configurations_that_learned(runs):
+    found = summary.study(runs, target_cost=0.3)
+    # m=100: lr=10 is fastest but one of its seeds diverged, so lr=1 is the best stable one;
+    # full batch: lr=10, the largest tried, so flagged
+    assert found.best.set_index("batch_size").lr.to_dict() == {10: 1.0, 100: 1.0, "full": 10.0}
+    assert found.best.set_index("batch_size").edge.to_dict() == {10: "", 100: "", "full": "highest"}
+    # full batch, lr=10, seed 0: 0.5 exp(-0.2 e) reaches 0.3 at e = 2.55, first measured at epoch 3
+    reached = found.reached[found.targets[0]]
+    assert reached.set_index("run_id").updates["full-10.0-0"] == 3
 
 
-def test_steps_to_target_marks_batch_sizes_that_never_reach_it(runs):
-    ax = figures.steps_to_target(runs, target_cost=1e-6).axes[0]
-    assert len(lines(ax, "diverged")) == 3
-    assert [t.get_text() for t in ax.texts].count("not reached") == 3
+def test_steps_to_target_draws_seeds_that_never_reach_it_as_censored(runs):
+    ax = figures.steps_to_target(runs, summary.study(runs, target_cost=1e-6)).axes[0]
+    (censored,) = lines(ax, "censored")
+    assert len(censored.get_xdata()) == 9  # 3 seeds of the best lr of each of 3 batch sizes
+    assert not lines(ax, "mean")[0].get_xdata().size
 
 
-def test_gd_vs_sgd_compares_batch_sizes_at_their_best_lr_against_examples_and_time(runs):
-    figure = figures.gd_vs_sgd(runs)
-    examples_ax, time_ax = figure.axes[:2]
-    assert examples_ax.get_xlabel() == "examples seen" and time_ax.get_xlabel() == "training time (s)"
-    assert [line.get_label() for line in lines(examples_ax, "mean")] == [
-        "m = 10, η = 1", "m = 100, η = 1", "full batch (GD), η = 10"]
+def test_tuned_compares_batch_sizes_at_their_best_lr_against_updates_examples_and_time(runs):
+    figure = figures.tuned(runs, found=summary.study(runs, target_cost=0.3))
+    assert [ax.get_xlabel() for ax in figure.axes[:3]] == ["updates (parameter steps)", "examples seen", "training time (s)"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [
+        "m = 10, η = 1", "m = 100, η = 1", "full batch (GD), η = 10 [best η is the highest tried]"]
 
 
 def test_save_writes_png_and_pdf(runs, tmp_path):

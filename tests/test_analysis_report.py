@@ -1,13 +1,24 @@
-"""`python -m analysis`: the report folder and its links, logging on the parent run, and one-line errors."""
+"""`python -m analysis`: what the report says and in what order, which runs it covers, its
+self-contained HTML, logging on the parent run, and one-line errors."""
 
 import re
 
 import mlflow
+import pandas as pd
 import pytest
 from test_analysis_figures import synthetic_runs
 from test_analysis_loader import log_sweep
+from test_analysis_summary import run_rows
+from test_analysis_summary import sweep as sweep_of
 
+from analysis import summary
 from analysis.__main__ import main
+from analysis.report import answer, config_tables
+
+
+def write(uri: str, folder, *extra) -> str:
+    main(["report", "--experiment", "study", "--tracking-uri", uri, "--out", str(folder), *extra])
+    return (folder / "report.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +35,85 @@ def report(sweep, tmp_path_factory):
     return folder
 
 
-def test_report_links_every_figure_it_drew_in_markdown_and_html(report):
-    drawn = sorted(p.relative_to(report).as_posix() for p in (report / "figures").iterdir())
-    assert len(drawn) == 2 * 8  # PNG and PDF of 4 convergence views, heatmaps, final vs lr, steps, GD vs SGD
-    markdown, page = (report / "report.md").read_text(), (report / "report.html").read_text()
-    assert sorted(re.findall(r"\]\((figures/[^)]+)\)", markdown)) == drawn
-    assert sorted(re.findall(r'(?:src|href)="(figures/[^"]+)"', page)) == drawn
+def section(markdown: str, heading: str) -> str:
+    return markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_report_html_embeds_every_figure_and_links_no_image_file(report):
+    pngs = sorted(p.name for p in (report / "figures").glob("*.png"))
+    page = (report / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == len(pngs) > 0
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert not re.findall(r'(?:src|href)="(?!data:)', page)
+
+
+def test_report_markdown_links_every_png_it_drew(report):
+    markdown = (report / "report.md").read_text()
+    drawn = sorted(p.relative_to(report).as_posix() for p in (report / "figures").glob("*.png"))
+    assert sorted(re.findall(r"!\[[^]]*\]\((figures/[^)]+\.png)\)", markdown)) == drawn
 
 
 def test_report_gives_each_figure_a_caption(report):
     markdown = (report / "report.md").read_text()
-    assert len(re.findall(r"^\*Figure \d+\.\* \S", markdown, re.M)) == 8
+    assert len(re.findall(r"^\*Figure \d+\.\* \S", markdown, re.M)) == len(list((report / "figures").glob("*.png")))
 
 
-def test_report_summary_counts_diverged_runs_per_configuration(report):
+def test_report_opens_with_the_answer_and_ends_with_the_config(report):
     markdown = (report / "report.md").read_text()
-    assert "| m = 10 | 10 | 3 | 3 |" in markdown and "| m = 100 | 10 | 3 | 1 |" in markdown
-    assert "Diverged runs (4)" in markdown
+    order = [markdown.index(f"## {heading}") for heading in ("Answer", "Figures", "Every configuration", "Config")]
+    assert order == sorted(order)
 
 
-def test_report_shows_the_sweep_overrides_and_swept_settings(report):
-    markdown = (report / "report.md").read_text()
-    assert "`lr=0.1,1,10`" in markdown
-    assert "| batch_size | 10, 100, full |" in markdown
+def test_report_answer_gives_the_best_lr_of_each_batch_size_and_flags_one_at_the_grid_edge(report):
+    answer = section((report / "report.md").read_text(), "Answer")
+    assert "**m = 10**: best η = 1 (of 0.1–10, 3 values" in answer
+    assert "**full batch (GD)**: best η = 10 (of 0.1–10, 3 values" in answer
+    assert answer.count("⚠ best η is the highest tried") == 1
+
+
+def test_report_answer_names_validation_or_test_on_every_accuracy(report):
+    answer = section((report / "report.md").read_text(), "Answer")
+    assert re.findall(r"(\w+) accuracy", answer)
+    assert set(re.findall(r"(\w+) accuracy", answer)) <= {"validation", "test"}
+
+
+def test_report_lists_runs_that_diverged_or_did_not_learn(report):
+    answer = section((report / "report.md").read_text(), "Answer")
+    assert "Diverged: m = 10 at η = 10; m = 100 at η = 10 (1 of 3 runs)." in answer
+    assert "Did not learn: " in answer
+
+
+def test_report_counts_outcomes_per_configuration(report):
+    table = section((report / "report.md").read_text(), "Every configuration")
+    assert "| m = 10 | 10 | 3 | 3 diverged |" in table
+    assert "| m = 100 | 10 | 3 | 2 learned, 1 diverged |" in table
+
+
+def test_swept_values_sort_as_numbers_not_as_text():
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "parent_run_id": "p", "lr": [10.0, 3.0, 0.3], "batch_size": [100, 20, "full"],
+                         "seed": [10, 2, 1], "metric": "train_cost"})
+    varied, _ = config_tables(runs)
+    assert varied.set_index("setting")["values"].to_dict() == {"lr": "0.3, 3, 10", "batch_size": "20, 100, full",
+                                                               "seed": "1, 2, 10"}
+
+
+def test_report_of_an_experiment_with_two_sweeps_covers_only_the_latest_unless_asked(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = synthetic_runs()
+    log_sweep(uri, runs)
+    log_sweep(uri, runs[runs.batch_size == 100])
+    latest = write(uri, tmp_path / "latest")
+    assert "9 runs from the latest sweep of the experiment" in latest and "| m = 10 |" not in latest
+    mixed = write(uri, tmp_path / "all", "--all-sweeps")
+    assert "36 runs from every run of experiment study, mixing 2 sweeps (--all-sweeps)" in mixed
+
+
+def test_report_draws_only_the_figures_that_fit_a_one_batch_size_sweep(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, synthetic_runs().query("batch_size == 10"))
+    write(uri, tmp_path / "out")
+    assert sorted(p.stem for p in (tmp_path / "out" / "figures").glob("*.png")) == ["convergence", "final_vs_lr"]
 
 
 def test_report_is_logged_on_the_sweeps_parent_run(sweep, report):
@@ -66,3 +133,11 @@ def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, mess
              else [*args, "--tracking-uri", sweep[0], "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.1, 0.01], [0.1, 0.8, 0.95]),
+                    run_rows(10, 30.0, 0, [1.0, 0.5, 0.5], [0.1, 0.1, 0.11]))
+    lines = answer(summary.study(runs, target_cost=0.6), None)
+    assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
+    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))

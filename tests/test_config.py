@@ -63,6 +63,6 @@ def test_config_hash_changes_with_what_the_job_computes():
 
 
 def test_lr_per_batch_size_without_an_entry_for_m_is_a_config_error():
-    cfg = compose(["+experiment=batch_size_sweep", "batch_size=7"])
+    cfg = compose(["lr='${per_batch_size:${batch_size},{1: 0.5, 3: 1.0, 10: 3.0}}'", "batch_size=7"])
     with pytest.raises(ConfigError, match="batch_size: 7 has no entry in the per_batch_size table; allowed: 1, 3, 10"):
         check(cfg)

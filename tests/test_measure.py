@@ -4,8 +4,10 @@
 import numpy as np
 import pytest
 
+from harness import compose
+from harness.config import ConfigError, check
 from harness.data import Blobs, Linear
-from harness.measure import Measurements, gradient_noise, noise_scale
+from harness.measure import Measurements, eval_schedule, gradient_noise, noise_scale
 from harness.network import Network
 from harness.train import train
 
@@ -99,3 +101,31 @@ def test_measurements_do_not_change_the_trajectory():
     drop = ("train_time", "grad_norm")
     assert [{k: v for k, v in e.items() if k not in drop} for e in measured.history] == \
            [{k: v for k, v in e.items() if k not in drop} for e in plain.history]
+
+
+def test_eval_schedule_puts_n_log_spaced_points_in_each_decade():
+    assert sorted(eval_schedule(Measurements(eval_per_decade=4), 100)) == [1, 2, 3, 6, 10, 18, 32, 56, 100]
+
+
+def test_eval_schedule_every_k_updates_up_to_the_last():
+    assert sorted(eval_schedule(Measurements(eval_every=40), 100)) == [40, 80]
+
+
+def test_scheduled_evaluation_records_costs_at_those_updates_and_leaves_the_run_unchanged():
+    data = Blobs(n=90).load()
+    plain = train(Network.from_sizes([2, 4, 3], seed=0), data, 1.0, 10, 3, np.random.default_rng(1))
+    network = Network.from_sizes([2, 4, 3], seed=0)
+    timed = train(network, data, 1.0, 10, 3, np.random.default_rng(1), measure=Measurements(eval_every=3))
+    costs = timed.series["train_cost_by_update"]
+    assert [step for step, _ in costs] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]  # 9 batches of 10 per epoch
+    drop_time = lambda history: [{k: v for k, v in e.items() if k != "train_time"} for e in history]  # noqa: E731
+    assert drop_time(timed.history) == drop_time(plain.history)  # bit-identical: evaluation draws nothing
+    assert costs[0][1] == plain.history[0]["train_cost"] and costs[-1][1] == plain.final["train_cost"]
+    assert set(timed.series) == {f"{split}_{what}_by_update" for split in ("train", "validation", "test")
+                                 for what in ("cost", "accuracy") if (split, what) != ("train", "accuracy")}
+
+
+@pytest.mark.parametrize("key", ["eval_every", "eval_per_decade"])
+def test_negative_evaluation_schedule_is_a_config_error(key):
+    with pytest.raises(ConfigError, match=f"measure.{key}: -1 must be an integer >= 0"):
+        check(compose([f"measure.{key}=-1"]))

@@ -1,0 +1,167 @@
+"""The rules of the analysis, each against a small hand-built sweep whose answer is known: which
+runs did not learn, which η is best and when it sits at the edge of its grid, which target a
+study gets, how many updates a run took to reach it, and the critical batch size."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import summary
+
+UPDATES_PER_EPOCH = 10
+
+
+def run_rows(batch_size, lr, seed, costs, accuracies=None, scheduled=None, diverged=False, target_cost=None):
+    """One run in the loader's layout: per-epoch costs (and validation accuracies), 10 updates
+    per epoch, and `scheduled` {metric: [(update, value), ...]} evaluations between epochs."""
+    run = {"run_id": f"{batch_size}-{lr}-{seed}", "run_name": "", "status": "FINISHED", "diverged": diverged,
+           "diverged_epoch": len(costs) if diverged else None, "parent_run_id": "sweep", "lr": lr,
+           "batch_size": batch_size, "seed": seed, "epochs": len(costs) - 1}
+    if target_cost is not None:
+        run["study.target_cost"] = str(target_cost)
+    rows = []
+    for epoch, cost in enumerate(costs):
+        values = {"train_cost": cost, "steps": UPDATES_PER_EPOCH * epoch, "examples": 100 * epoch, "train_time": 0.5 * epoch}
+        if accuracies is not None:
+            values["validation_accuracy"] = accuracies[epoch]
+        rows += [{**run, "metric": k, "step": epoch, "value": v} for k, v in values.items()]
+    for metric, points in (scheduled or {}).items():
+        rows += [{**run, "metric": metric, "step": step, "value": v} for step, v in points]
+    return rows
+
+
+def sweep(*runs) -> pd.DataFrame:
+    frame = pd.DataFrame([row for run in runs for row in run])
+    frame["diverged_epoch"] = frame["diverged_epoch"].astype("Int64")
+    return frame
+
+
+LEARNS = [1.0, 0.1, 0.01]  # training cost per epoch of a run that learns
+STALLS = [1.0, 0.5, 0.5]  # one stuck at a saturated cost
+ACC_LEARNS, ACC_CHANCE = [0.1, 0.8, 0.95], [0.1, 0.11, 0.12]
+
+
+def test_default_accuracy_target_is_never_chance_level_when_a_batch_size_never_learns():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS, ACC_LEARNS), run_rows("full", 1.0, 0, STALLS, ACC_CHANCE))
+    (cost, accuracy) = summary.study(runs).targets
+    # the old rule, "the hardest target every batch size reaches", was the stalled run's 0.12
+    assert accuracy.value == pytest.approx(0.1 + 0.9 * (0.95 - 0.1))
+    assert accuracy.how.startswith("default")
+
+
+def test_default_cost_target_is_not_reached_by_a_stalled_run():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS), run_rows("full", 1.0, 0, STALLS))
+    cost = summary.study(runs).targets[0]
+    assert cost.value == pytest.approx(np.sqrt(1.0 * 0.01))  # halfway, on a log scale, from 1.0 to 0.01
+    assert min(STALLS) > cost.value
+
+
+def test_target_stated_by_the_study_is_used():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS, target_cost=0.2))
+    cost = summary.study(runs).targets[0]
+    assert (cost.value, cost.how) == (0.2, "stated by the study (study.target_cost)")
+
+
+def test_stalled_run_is_flagged_did_not_learn_and_never_best():
+    # at m = 10, η = 10 ends at cost 0.5 (lower than nothing else here) but at chance accuracy
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.6, 0.55], [0.1, 0.5, 0.7]),
+                 run_rows(10, 10.0, 0, [1.0, 0.5, 0.5], [0.1, 0.1, 0.11]),
+                 run_rows(100, 1.0, 0, LEARNS, ACC_LEARNS))
+    found = summary.study(runs, target_cost=0.01)
+    outcome = found.table.set_index("run_id").outcome
+    assert outcome["10-10.0-0"] == "did not learn"
+    assert outcome["10-1.0-0"] == outcome["100-1.0-0"] == "learned"
+    assert found.best.set_index("batch_size").lr[10] == 1.0
+
+
+def test_batch_size_where_no_lr_learned_has_no_best():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS, ACC_LEARNS), run_rows("full", 1.0, 0, STALLS, ACC_CHANCE))
+    best = summary.study(runs).best.set_index("batch_size")
+    assert np.isnan(best.lr["full"]) and best.lr[10] == 1.0
+
+
+@pytest.mark.parametrize("fastest, edge", [(0.1, "lowest"), (1.0, ""), (10.0, "highest")])
+def test_best_lr_at_the_edge_of_its_grid_is_flagged(fastest, edge):
+    runs = sweep(*[run_rows(10, lr, 0, [1.0, 0.05, 0.01] if lr == fastest else [1.0, 0.3, 0.05]) for lr in (0.1, 1.0, 10.0)])
+    best = summary.study(runs, target_cost=0.1).best.iloc[0]
+    assert (best.lr, best.edge) == (fastest, edge)
+
+
+def test_a_single_lr_is_flagged_as_untuned():
+    best = summary.study(sweep(run_rows(10, 3.0, 0, LEARNS))).best.iloc[0]
+    assert (best.lr, best.edge) == (3.0, "only")
+
+
+def test_best_lr_is_judged_by_its_slowest_seed_not_one_lucky_one():
+    # η = 10: its seeds reach 0.1 after 10 and 20 updates (geometric mean 14); η = 1: both after 15
+    fast_lucky = run_rows(10, 10.0, 0, [1.0, 0.05, 0.01])
+    slow = run_rows(10, 10.0, 1, [1.0, 0.5, 0.05], scheduled={"train_cost_by_update": [(15, 0.2)]})
+    steady = [run_rows(10, 1.0, seed, [1.0, 0.3, 0.05], scheduled={"train_cost_by_update": [(15, 0.09)]}) for seed in (0, 1)]
+    best = summary.study(sweep(fast_lucky, slow, *steady), target_cost=0.1).best.iloc[0]
+    assert best.lr == 1.0  # its slowest seed gets there at update 15; η = 10's at update 20
+
+
+def test_updates_to_target_is_the_first_measured_point_at_or_past_it_not_interpolated():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01],
+                          scheduled={"train_cost_by_update": [(0, 1.0), (3, 0.8), (12, 0.3), (17, 0.1), (25, 0.06)]}))
+    reached = summary.to_target(runs, summary.Target("train_cost", 0.1, "")).iloc[0]
+    assert reached.updates == 17  # between epochs 1 (update 10, 0.5) and 2 (update 20, 0.05)
+    assert reached.epochs == pytest.approx(1.7) and reached.examples == pytest.approx(170)
+
+
+def test_run_that_never_reaches_the_target_is_censored_at_its_last_measured_update():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.3]), run_rows(10, 1.0, 1, [1.0, 0.5, 0.05]))
+    reached = summary.to_target(runs, summary.Target("train_cost", 0.1, "")).set_index("seed")
+    assert np.isnan(reached.updates[0]) and reached.last_update[0] == 20
+    row = summary.at_best(reached.reset_index(), summary.study(runs, target_cost=0.1).best).iloc[0]
+    assert (row.reached, row.seeds, row.censored) == (1, 2, 20) and np.isnan(row.updates)
+
+
+def test_diverged_run_never_reaches_a_target():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.05], diverged=True))
+    assert np.isnan(summary.to_target(runs, summary.Target("train_cost", 0.1, "")).updates.item())
+
+
+def test_critical_batch_fit_recovers_a_known_bend():
+    sizes = np.array([1, 2, 4, 8, 16, 64, 256])
+    b_crit, s_min = summary.critical_batch(sizes, 300 * (1 + 5 / sizes))
+    assert b_crit == pytest.approx(5) and s_min == pytest.approx(300)
+
+
+def test_critical_batch_is_not_claimed_without_a_bend():
+    sizes = np.array([1.0, 2, 4, 8])
+    assert summary.critical_batch(sizes, 1000 / sizes) is None  # perfect scaling all the way
+    assert summary.critical_batch(sizes[:2], [100, 60]) is None  # two points cannot show a bend
+
+
+def test_costs_average_geometrically_and_accuracies_arithmetically():
+    assert summary.average("train_cost")([0.01, 1.0]) == pytest.approx(0.1)
+    assert summary.average("validation_accuracy")([0.5, 0.7]) == pytest.approx(0.6)
+
+
+def test_best_lr_must_reach_every_target_not_only_the_cost():
+    # η = 10 reaches cost 0.4 first but never accuracy 0.5; η = 3 reaches both, a little later
+    quick_but_poor = run_rows(10, 10.0, 0, [1.0, 0.35, 0.3], [0.1, 0.4, 0.45])
+    slower_but_good = run_rows(10, 3.0, 0, [1.0, 0.45, 0.2], [0.1, 0.4, 0.7])
+    best = summary.study(sweep(quick_but_poor, slower_but_good), target_cost=0.4, target_accuracy=0.5).best.iloc[0]
+    assert (best.lr, best.by) == (3.0, "updates to target")
+
+
+def test_in_a_sweep_where_nothing_learns_every_run_is_flagged_and_none_is_best():
+    runs = sweep(run_rows(10, 30.0, 0, STALLS, ACC_CHANCE), run_rows(10, 100.0, 0, [1.0, 0.5, 0.49], [0.1, 0.12, 0.13]))
+    found = summary.study(runs)
+    assert set(found.table.outcome) == {"did not learn"}
+    assert np.isnan(found.best.lr.item())
+
+
+def test_without_accuracy_a_run_learns_by_its_cost_on_a_log_scale():
+    runs = sweep(run_rows(10, 1.0, 0, LEARNS), run_rows(10, 10.0, 0, [1.0, 0.6, 0.5]))  # 0.5: 15% of the way, on logs
+    assert summary.study(runs).table.set_index("lr").outcome.to_dict() == {1.0: "learned", 10.0: "did not learn"}
+
+
+def test_noise_scale_is_read_between_half_the_updates_to_the_target_and_reaching_it():
+    # reaches cost 0.1 at update 20: the estimates at updates 10 and 20 count, not those at 5 or 30
+    noisy = {"noise_scale": [(5, 1.0), (10, 40.0), (20, 60.0), (30, 1000.0)]}
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01], scheduled=noisy))
+    found = summary.study(runs, target_cost=0.1)
+    assert found.noise_scales[found.targets[0]].tolist() == [50.0]
