@@ -11,6 +11,7 @@ RUNNING and is closed at the end of the sweep or, its process gone, by the next 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -22,17 +23,16 @@ from functools import cache
 from pathlib import Path
 from typing import Iterator
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from . import names, store
 from .errors import describe
-from .data import Dataset
+from . import data
 from .network import Network
 from .signals import Stopped, process_start
 from .train import Result
@@ -95,14 +95,17 @@ class Recorder:
             except Exception:  # noqa: BLE001 - a missed beat only makes the run look stale sooner
                 pass
 
-    def log_inputs(self, cfg: DictConfig, dataset: Dataset) -> None:
+    def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
         """The resolved config as params and `config.yaml`, and the dataset with its digest."""
         resolved = OmegaConf.to_container(cfg, resolve=True)
         self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()], synchronous=True)
         self.client.log_text(self.run_id, OmegaConf.to_yaml(resolved), names.CONFIG_FILE)
-        data = mlflow.data.from_numpy(dataset.train.X, targets=dataset.train.Y, name=dataset.name,
-                                      digest=dataset.digest()[:32])  # MLflow stores at most 36 characters
-        inputs = [mlflow.entities.DatasetInput(data._to_mlflow_entity(), [mlflow.entities.InputTag("mlflow.data.context", "training")])]
+        # the entity itself: mlflow.data.from_numpy would profile the arrays of every run again
+        entity = Dataset(name=dataset.name, digest=dataset.digest()[:32], source_type="code",  # MLflow keeps 36 characters
+                       source=json.dumps({"harness.data": dataset.name}),
+                       profile=json.dumps({"train": len(dataset.train), "validation": len(dataset.validation),
+                                           "test": len(dataset.test), "inputs": dataset.n_in, "outputs": dataset.n_out}))
+        inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", "training")])]
         try:
             self.client.log_inputs(self.run_id, inputs)
         except MlflowException:
