@@ -57,12 +57,20 @@ def connect(uri: str) -> MlflowClient:
 
 
 def check_server(uri: str) -> None:
+    """The server answers, and its API too (a server can answer /health while its store hangs)."""
+    base = uri.rstrip("/")
     try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
+        urllib.request.urlopen(f"{base}/health", timeout=5).close()
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         raise ConfigError(f"tracking.uri: cannot reach the MLflow server at {uri} ({reason}); "
                           f"start it (`mlflow server`) or use tracking=sqlite") from None
+    try:
+        urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", timeout=5).close()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(f"tracking.uri: the MLflow server at {uri} answers /health but not its API ({reason}); "
+                          f"check the server's log and its database") from None
 
 
 def sqlite_path(uri: str) -> Path:

@@ -167,3 +167,38 @@ def test_a_finished_process_is_not_alive():
     child.kill()
     child.wait()
     assert not process_alive(child.pid, start)
+
+
+@pytest.fixture
+def half_alive_server():
+    """An HTTP server on 127.0.0.1 that answers /health and stalls on every other request."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/health":
+                time.sleep(30)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_server_whose_api_stalls_is_one_line_within_seconds(half_alive_server):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=f"^tracking.uri: the MLflow server at {half_alive_server} answers /health "
+                                          f"but not its API"):
+        store.connect(half_alive_server)
+    assert time.perf_counter() - start < 15
