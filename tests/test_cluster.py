@@ -1,0 +1,90 @@
+"""The README's recipe for a sweep beyond one machine, run for real on this one: a Ray head node
+started by `ray start --head`, an MLflow server on SQLite and on PostgreSQL reached by a host name,
+the sweep launched onto the cluster with the README's command, and the report read from the
+server. Everything listens on and talks to loopback addresses only."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import servers
+from conftest import REPO, harness
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def host() -> str:
+    return servers.loopback_host()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with servers.ray_head(tmp_path_factory.mktemp("ray-head")) as head:
+        yield head
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory, host):
+    folder = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "sqlite":
+        with servers.mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder, host) as uri:
+            yield uri
+    else:
+        with servers.postgres() as database, servers.mlflow_server(database, folder, host) as uri:
+            yield uri
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cluster, server):
+    """The README's command: two jobs as Ray tasks on the cluster, tracked by the server."""
+    address, ray_env = cluster
+    launch = tmp_path_factory.mktemp("launch")
+    result = harness("-m", "lr=1,3", "epochs=2", "launcher=ray", "tracking=server", f"tracking.uri={server}",
+                     f"hydra.launcher.ray.init.address={address}", cwd=launch, env=ray_env)
+    store = MlflowClient(server)
+    runs = store.search_runs([store.get_experiment_by_name("harness").experiment_id], max_results=100)
+    return launch, result, runs
+
+
+def jobs(runs):
+    return [run for run in runs if run.data.tags.get("role") != "sweep"]
+
+
+def test_every_job_has_a_finished_run_in_the_server(sweep):
+    _, result, runs = sweep
+    assert sorted((run.data.params["lr"], run.info.status) for run in jobs(runs)) == [("1.0", "FINISHED"),
+                                                                                     ("3.0", "FINISHED")]
+    assert "2 jobs: 2 finished, 0 diverged, 0 failed, 0 killed, 0 skipped" in result.stdout
+
+
+def test_the_jobs_are_children_of_one_sweep_run(sweep):
+    _, _, runs = sweep
+    parents = [run for run in runs if run.data.tags.get("role") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert [run.data.tags["mlflow.parentRunId"] for run in jobs(runs)] == [parents[0].info.run_id] * 2
+
+
+def test_the_jobs_ran_in_ray_workers_and_record_the_code_they_ran(sweep):
+    _, result, runs = sweep
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert "Connected to Ray cluster" in result.stderr
+    assert {run.data.tags["git_commit"] for run in jobs(runs)} == {commit}
+    assert len({run.inputs.dataset_inputs[0].dataset.digest for run in jobs(runs)}) == 1
+
+
+def test_job_output_folders_are_under_the_launch_directory(sweep):
+    launch, _, runs = sweep
+    sweep_dir = Path(jobs(runs)[0].data.tags["sweep_id"])
+    assert sweep_dir.parent.parent == launch / "multirun"
+    assert sorted(path.name for path in sweep_dir.iterdir() if path.is_dir()) == ["0", "1"]
+    assert (sweep_dir / "0" / ".hydra" / "overrides.yaml").exists()
+
+
+def test_report_reads_the_sweep_from_the_server(sweep, server, tmp_path):
+    harness("report", "--tracking-uri", server, "--experiment", "harness", "--out", str(tmp_path / "report"),
+            cwd=tmp_path, module="analysis")
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "lr" in report and (tmp_path / "report" / "report.html").exists()
