@@ -18,7 +18,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import pytest
 
@@ -33,6 +33,11 @@ def missing(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must provide this: {reason}")
     pytest.skip(reason)
+
+
+class Server(NamedTuple):
+    uri: str
+    process: subprocess.Popen  # the leader of the server's session
 
 
 def free_port() -> int:
@@ -91,9 +96,9 @@ def answers(url: str) -> bool:
 
 
 @contextmanager
-def mlflow_server(backend: str, folder: Path, host: str, allow_host: bool = True) -> Iterator[str]:
-    """`mlflow server` on 127.0.0.1 with the backend store `backend`; yields its URI by the host
-    name `host`, which its host check accepts only with `allow_host`."""
+def mlflow_server(backend: str, folder: Path, host: str, allow_host: bool = True) -> Iterator[Server]:
+    """`mlflow server` on 127.0.0.1 with the backend store `backend`, reached by the host name
+    `host`, which its host check accepts only with `allow_host`."""
     port = free_port()
     options = ["--allowed-hosts", f"{host}:{port}"] if allow_host else []
     log = folder / f"mlflow-server-{port}.log"
@@ -104,7 +109,7 @@ def mlflow_server(backend: str, folder: Path, host: str, allow_host: bool = True
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_until(lambda: answers(f"http://127.0.0.1:{port}/health"), process, "mlflow server", log)
     try:
-        yield f"http://{host}:{port}"
+        yield Server(f"http://{host}:{port}", process)
     finally:
         os.killpg(process.pid, signal.SIGCONT)  # a test may have stopped it
         stop(process)

@@ -30,11 +30,11 @@ def cluster(tmp_path_factory):
 def server(request, tmp_path_factory, host):
     folder = tmp_path_factory.mktemp(f"server-{request.param}")
     if request.param == "sqlite":
-        with servers.mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder, host) as uri:
-            yield uri
+        with servers.mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder, host) as running:
+            yield running.uri
     else:
-        with servers.postgres() as database, servers.mlflow_server(database, folder, host) as uri:
-            yield uri
+        with servers.postgres() as database, servers.mlflow_server(database, folder, host) as running:
+            yield running.uri
 
 
 @pytest.fixture(scope="module")
