@@ -36,7 +36,8 @@ def missing(reason: str) -> None:
 
 
 class Server(NamedTuple):
-    uri: str
+    uri: str  # http://HOST:PORT
+    backend: str  # its backend store's URI
     process: subprocess.Popen  # the leader of the server's session
 
 
@@ -107,9 +108,11 @@ def mlflow_server(backend: str, folder: Path, host: str, allow_host: bool = True
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              "--backend-store-uri", backend, "--artifacts-destination", str(folder / "artifacts"), *options],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until(lambda: answers(f"http://127.0.0.1:{port}/health"), process, "mlflow server", log)
+    # its own log says it listens: another process that took the port meanwhile may answer /health too
+    listening = lambda: f"running on http://127.0.0.1:{port}" in log.read_text() and answers(f"http://127.0.0.1:{port}/health")
+    wait_until(listening, process, "mlflow server", log)
     try:
-        yield Server(f"http://{host}:{port}", process)
+        yield Server(f"http://{host}:{port}", backend, process)
     finally:
         os.killpg(process.pid, signal.SIGCONT)  # a test may have stopped it
         stop(process)
@@ -170,6 +173,6 @@ def ray_head(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
         try:
             yield f"{RAY_NODE_IP}:{port}", env
         finally:
-            stop(process)
+            stop(process, grace=5)
     finally:
         subprocess.run(["rm", "-rf", str(temp)])

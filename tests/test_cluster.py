@@ -16,25 +16,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def host() -> str:
-    return servers.loopback_host()
-
-
-@pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with servers.ray_head(tmp_path_factory.mktemp("ray-head")) as head:
         yield head
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(request, tmp_path_factory, host):
-    folder = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "sqlite":
-        with servers.mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder, host) as running:
-            yield running.uri
-    else:
-        with servers.postgres() as database, servers.mlflow_server(database, folder, host) as running:
-            yield running.uri
+@pytest.fixture(scope="module", params=["sqlite_server", "postgres_server"])
+def server(request) -> str:
+    """The URI of an MLflow server on SQLite, then of one on PostgreSQL."""
+    return request.getfixturevalue(request.param).uri
 
 
 @pytest.fixture(scope="module")

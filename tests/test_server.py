@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,11 +24,6 @@ def one_line(error: pytest.ExceptionInfo) -> str:
     message = str(error.value)
     assert "\n" not in message
     return message
-
-
-@pytest.fixture(scope="module")
-def host() -> str:
-    return servers.loopback_host()
 
 
 @pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "sqlite:////srv/mlflow.db", "file:///srv/mlruns", "mlruns"])
@@ -60,52 +56,49 @@ def test_no_server_at_the_address_is_one_line(free_port):
 
 
 @pytest.mark.slow
-def test_server_reached_by_an_allowed_host_name_passes(tmp_path, host):
-    with servers.mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, host) as server:
-        check_server(server.uri)
+def test_server_reached_by_an_allowed_host_name_passes(sqlite_server):
+    check_server(sqlite_server.uri)
 
 
 @pytest.mark.slow
-def test_server_refusing_the_host_name_says_which_allowed_hosts_fix_it(tmp_path, host):
-    with servers.mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, host, allow_host=False) as server:
-        uri, name = server.uri, server.uri.removeprefix("http://")
-        urllib.request.urlopen(f"{uri}/health", timeout=10).close()  # its health check still answers
-        with pytest.raises(ConfigError) as error:
-            check_server(uri)
-    assert one_line(error) == (f"tracking.uri: the MLflow server at {uri} refuses the host name {name} (MLflow's host "
-                               f"check); start it with `mlflow server --allowed-hosts {name}` "
+def test_server_refusing_the_host_name_says_which_allowed_hosts_fix_it(sqlite_server):
+    name = f"localhost:{urlsplit(sqlite_server.uri).port}"  # not in its --allowed-hosts, which replace the defaults
+    urllib.request.urlopen(f"http://{name}/health", timeout=10).close()  # its health check still answers
+    with pytest.raises(ConfigError) as error:
+        check_server(f"http://{name}")
+    assert one_line(error) == (f"tracking.uri: the MLflow server at http://{name} refuses the host name {name} (MLflow's "
+                               f"host check); start it with `mlflow server --allowed-hosts {name}` "
                                f"(or MLFLOW_SERVER_ALLOWED_HOSTS={name})")
 
 
 @pytest.mark.slow
-def test_server_that_stops_answering_fails_within_the_timeout(tmp_path, host):
-    with servers.mlflow_server(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, host) as server:
-        uri = server.uri
-        os.killpg(server.process.pid, signal.SIGSTOP)  # connections accepted by the kernel, answered by no one
+def test_server_that_stops_answering_fails_within_the_timeout(sqlite_server):
+    os.killpg(sqlite_server.process.pid, signal.SIGSTOP)  # connections accepted by the kernel, answered by no one
+    try:
         start = time.monotonic()
         with pytest.raises(ConfigError) as error:
-            check_server(uri, timeout=2)
+            check_server(sqlite_server.uri, timeout=2)
         assert time.monotonic() - start < 5
-    assert one_line(error).startswith(f"tracking.uri: the MLflow server at {uri} did not answer "
+    finally:
+        os.killpg(sqlite_server.process.pid, signal.SIGCONT)
+    assert one_line(error).startswith(f"tracking.uri: the MLflow server at {sqlite_server.uri} did not answer "
                                       f"GET /api/2.0/mlflow/experiments/search?max_results=1 within 2 s")
 
 
 @pytest.mark.slow
-def test_server_whose_database_is_locked_fails_though_its_health_check_answers(tmp_path, host):
-    with servers.postgres() as database, servers.mlflow_server(database, tmp_path, host) as server:
-        import psycopg2
+def test_server_whose_database_is_locked_fails_though_its_health_check_answers(postgres_server):
+    import psycopg2
 
-        uri = server.uri
-        check_server(uri)  # the tables exist
-        lock = psycopg2.connect(database.replace("postgresql+psycopg2", "postgresql"))
-        try:
-            lock.cursor().execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")  # held until rollback
-            urllib.request.urlopen(f"{uri}/health", timeout=10).close()
-            with pytest.raises(ConfigError) as error:
-                check_server(uri, timeout=2)
-        finally:
-            lock.rollback()
-            lock.close()
+    check_server(postgres_server.uri)  # the tables exist
+    lock = psycopg2.connect(postgres_server.backend.replace("postgresql+psycopg2", "postgresql"))
+    try:
+        lock.cursor().execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")  # held until rollback
+        urllib.request.urlopen(f"{postgres_server.uri}/health", timeout=10).close()
+        with pytest.raises(ConfigError) as error:
+            check_server(postgres_server.uri, timeout=2)
+    finally:
+        lock.rollback()
+        lock.close()
     assert "did not answer GET /api/2.0/mlflow/experiments/search?max_results=1 within 2 s" in one_line(error)
 
 
