@@ -77,4 +77,5 @@ def test_report_reads_the_sweep_from_the_server(sweep, server, tmp_path):
     harness("report", "--tracking-uri", server, "--experiment", "harness", "--out", str(tmp_path / "report"),
             cwd=tmp_path, module="analysis")
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "lr" in report and (tmp_path / "report" / "report.html").exists()
+    assert f"- tracking URI: `{server}`" in report and "- runs: `2`" in report
+    assert (tmp_path / "report" / "report.html").exists()
