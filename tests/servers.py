@@ -1,5 +1,5 @@
 """Real servers for the cluster tests, each started on the loopback interface and stopped by the
-test that started it: an MLflow tracking server, a PostgreSQL database for it, a Ray head node.
+test that started it: an MLflow tracking server, a PostgreSQL database for it, a Ray cluster.
 
 Each runs in a session of its own, so that stopping it ends every process it started; every wait
 is bounded. With CI=true a missing program or package fails the test instead of skipping it.
@@ -22,9 +22,9 @@ from typing import Iterator, NamedTuple
 
 import pytest
 
-# the Ray head's node address: loopback, and not 127.0.0.1, which Ray swaps for the machine's
+# the Ray nodes' addresses: loopback, and not 127.0.0.1, which Ray swaps for the machine's
 # network address ("reachable from other nodes")
-RAY_NODE_IP = "127.0.0.2"
+RAY_HEAD_IP, RAY_WORKER_IP = "127.0.0.2", "127.0.0.3"
 POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
 
@@ -151,29 +151,42 @@ def postgres() -> Iterator[str]:
         subprocess.run(["rm", "-rf", str(folder)])
 
 
+def ray_start(arguments: list[str], name: str, folder: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`ray start --block ARGUMENTS`, once it says the node runs."""
+    log = folder / f"ray-{name}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--block", *arguments,
+                                    "--disable-usage-stats", f"--dashboard-agent-listen-port={free_port()}"],
+                                   cwd=folder, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                   start_new_session=True)
+    wait_until(lambda: "Ray runtime started" in log.read_text(), process, f"ray start ({name})", log)
+    return process
+
+
 @contextmanager
-def ray_head(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """`ray start --head` with 2 CPUs and token authentication; yields its address and the
+def ray_cluster(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Ray cluster of two nodes with one CPU each and token authentication: `ray start --head`
+    at RAY_HEAD_IP, a worker node joined to it at RAY_WORKER_IP. Yields the head's address and the
     environment a driver needs to join it (RAY_AUTH_MODE=token and the token's file)."""
     if importlib.util.find_spec("ray") is None:
         missing("Ray (pip install -e '.[ray]')")
     token = folder / "ray_token"
     token.write_text(os.urandom(32).hex())
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    port, log = free_port(), folder / "ray-head.log"
-    ray = Path(sys.executable).with_name("ray")
+    address = f"{RAY_HEAD_IP}:{free_port()}"
     temp = Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths under it must fit in 107 bytes
     try:
-        with open(log, "w") as out:
-            process = subprocess.Popen(
-                [str(ray), "start", "--head", "--block", f"--node-ip-address={RAY_NODE_IP}", f"--port={port}",
-                 "--num-cpus=2", f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats",
-                 f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"],
-                cwd=folder, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True)
-        wait_until(lambda: "Ray runtime started" in log.read_text(), process, "ray start --head", log)
+        head = ray_start(["--head", f"--node-ip-address={RAY_HEAD_IP}", f"--port={address.split(':')[1]}",
+                          "--num-cpus=1", f"--temp-dir={temp}", "--include-dashboard=false",
+                          f"--ray-client-server-port={free_port()}"], "head", folder, env)
         try:
-            yield f"{RAY_NODE_IP}:{port}", env
+            worker = ray_start([f"--address={address}", f"--node-ip-address={RAY_WORKER_IP}", "--num-cpus=1",
+                                f"--temp-dir={temp}"], "worker", folder, env)
+            try:
+                yield address, env
+            finally:
+                stop(worker, grace=5)
         finally:
-            stop(process, grace=5)
+            stop(head, grace=5)
     finally:
         subprocess.run(["rm", "-rf", str(temp)])

@@ -1,5 +1,5 @@
-"""The README's recipe for a sweep beyond one machine, run for real on this one: a Ray head node
-started by `ray start --head`, an MLflow server on SQLite and on PostgreSQL reached by a host name,
+"""The README's recipe for a sweep beyond one machine, run for real on this one: a Ray cluster of
+two nodes (`ray start --head`, and `ray start --address` for a worker node), an MLflow server on SQLite and on PostgreSQL reached by a host name,
 the sweep launched onto the cluster with the README's command, and the report read from the
 server. Everything listens on and talks to loopback addresses only."""
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with servers.ray_head(tmp_path_factory.mktemp("ray-head")) as head:
+    with servers.ray_cluster(tmp_path_factory.mktemp("ray-cluster")) as head:
         yield head
 
 
@@ -57,10 +57,16 @@ def test_the_jobs_are_children_of_one_sweep_run(sweep):
     assert [run.data.tags["mlflow.parentRunId"] for run in jobs(runs)] == [parents[0].info.run_id] * 2
 
 
-def test_the_jobs_ran_in_ray_workers_and_record_the_code_they_ran(sweep):
-    _, result, runs = sweep
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+def test_the_jobs_ran_on_both_nodes_of_the_cluster(sweep):
+    _, result, _ = sweep
     assert "Connected to Ray cluster" in result.stderr
+    # Ray prefixes a task's output with the address of its node where it is not the driver's
+    assert f"ip={servers.RAY_WORKER_IP})" in result.stdout + result.stderr
+
+
+def test_the_jobs_record_the_code_and_data_they_ran(sweep):
+    _, _, runs = sweep
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert {run.data.tags["git_commit"] for run in jobs(runs)} == {commit}
     assert len({run.inputs.dataset_inputs[0].dataset.digest for run in jobs(runs)}) == 1
 
