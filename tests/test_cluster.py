@@ -33,7 +33,8 @@ def sweep(tmp_path_factory, cluster, server):
     address, ray_env = cluster
     launch = tmp_path_factory.mktemp("launch")
     result = harness("-m", "lr=1,3", "epochs=2", "launcher=ray", "tracking=server", f"tracking.uri={server}",
-                     f"hydra.launcher.ray.init.address={address}", cwd=launch, env=ray_env)
+                     f"hydra.launcher.ray.init.address={address}", cwd=launch,
+                     env={**ray_env, "RAY_DEDUP_LOGS": "0"})  # each task's output line keeps its node's address
     store = MlflowClient(server)
     runs = store.search_runs([store.get_experiment_by_name("harness").experiment_id], max_results=100)
     return launch, result, runs
