@@ -3,7 +3,7 @@
 Opening: a SQLite store is created and migrated under an exclusive lock on its file, so launches
 that start together in a new folder do not race MLflow's migrations; a store left half-created
 (a disk that filled during the first launch) and holding no runs is set aside and made anew. A
-server is checked with a real API call before any job starts.
+server is checked with a real API call (`server.check_server`) before any job starts.
 
 Questions: is a config already trained to its last epoch (resume), is another process training
 it right now (a live claim), and which RUNNING runs were abandoned by a process that is gone (on
@@ -18,7 +18,6 @@ import socket
 import sqlite3
 import sys
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from . import names
 from .errors import ConfigError, describe
+from .server import check_server
 from .signals import process_alive
 
 # MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
@@ -48,29 +48,12 @@ def connect(uri: str) -> MlflowClient:
         os.environ.setdefault(key, value)
     if uri not in _opened:
         if uri.startswith(("http://", "https://")):
-            check_server(uri)
+            check_server(uri)  # a real API call, not only /health
         elif uri.startswith("sqlite:///"):
             open_sqlite(uri)
         _opened.add(uri)
     mlflow.set_tracking_uri(uri)  # for the MLflow calls that only take the global store
     return MlflowClient(uri)
-
-
-def check_server(uri: str) -> None:
-    """The server answers, and its API too (a server can answer /health while its store hangs)."""
-    base = uri.rstrip("/")
-    try:
-        urllib.request.urlopen(f"{base}/health", timeout=5).close()
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise ConfigError(f"tracking.uri: cannot reach the MLflow server at {uri} ({reason}); "
-                          f"start it (`mlflow server`) or use tracking=sqlite") from None
-    try:
-        urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", timeout=5).close()
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise ConfigError(f"tracking.uri: the MLflow server at {uri} answers /health but not its API ({reason}); "
-                          f"check the server's log and its database") from None
 
 
 def sqlite_path(uri: str) -> Path:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from . import data as datasets
-from . import names, signals, store, tracking
+from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, STARTED, SWEEP, run_name
@@ -123,6 +123,7 @@ class SweepCallback(Callback):
         check_jobs(configs)
         self.jobs = [(run_name(overrides), config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
         self.uri = configs[0].tracking.uri
+        server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
             print(self.dry_run(configs))
             sys.exit(0)
