@@ -223,10 +223,11 @@ def test_unreachable_tracking_server_fails_within_seconds(tmp_path, free_port):
     assert result.stderr.strip().startswith(f"error: tracking.uri: cannot reach the MLflow server at http://127.0.0.1:{free_port}")
 
 
-def test_ray_launcher_runs_a_sweep_on_a_local_ray_instance(tmp_path):
+def test_ray_launcher_with_a_store_on_this_disk_is_refused_before_anything_runs(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the ray extra is not installed")
-    harness("-m", "launcher=ray", "lr=0.5,3", "epochs=1", cwd=tmp_path)
-    assert sorted(run.info.status for run in children(tmp_path)) == ["FINISHED", "FINISHED"]
+    result = harness("-m", "launcher=ray", "lr=0.5,3", "epochs=1", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and not (tmp_path / "mlflow.db").exists()
+    assert result.stderr.strip().startswith("error: tracking.uri: sqlite:///mlflow.db is a store on one machine's disk")
 
 
 def test_wrong_type_is_caught_by_the_schema_before_any_run(tmp_path):
