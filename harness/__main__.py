@@ -87,6 +87,12 @@ def refused(arguments: list[str]) -> str | None:
     return unknown_choice(arguments)
 
 
+def stopped(stop: signals.Stopped) -> None:
+    if sweep.current is not None:
+        sweep.current.abort("KILLED", stop.reason)
+    exit_with(f"stopped: {stop.reason}; the runs of this launch are marked KILLED", stop.exit_code)
+
+
 def cli() -> None:
     arguments = sys.argv[1:]
     if {"-h", "--help"} & set(arguments):
@@ -104,10 +110,10 @@ def cli() -> None:
         except (HydraException, OmegaConfBaseException) as error:
             exit_with(f"error: {sweep.composition_error(error)}", 2)
         except signals.Stopped as stop:
-            if sweep.current is not None:
-                sweep.current.abort("KILLED", stop.reason)
-            exit_with(f"stopped: {stop.reason}; the runs of this launch are marked KILLED", stop.exit_code)
+            stopped(stop)
         except Exception as error:
+            if signals.received is not None:  # raised inside a library's C code, the signal comes out wrapped
+                stopped(signals.received)
             if sweep.current is not None:
                 sweep.current.abort("FAILED", describe(error))
                 exit_with(f"error: the sweep stopped: {describe(error)}; its unfinished runs are marked FAILED; "

@@ -43,6 +43,7 @@ class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "harness"
     resume: bool = True  # in a sweep, skip a job whose config already has a FINISHED run
+    patience: float = 0.0  # seconds the store's calls are tried again while it fails (a server restarting)
 
 
 @dataclass
@@ -114,6 +115,8 @@ def check(cfg) -> None:
         raise ConfigError(f"epochs: {cfg.epochs} must be an integer >= 1")
     if cfg.seed < 0:
         raise ConfigError(f"seed: {cfg.seed} must be an integer >= 0")
+    if not (0 <= cfg.tracking.patience < math.inf):
+        raise ConfigError(f"tracking.patience: {cfg.tracking.patience} must be a number of seconds >= 0")
     if not cfg.tracking.experiment.strip():
         raise ConfigError("tracking.experiment: must name an MLflow experiment, e.g. tracking.experiment=harness")
     _one_of("last_batch", cfg.last_batch, LAST_BATCH)

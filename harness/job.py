@@ -177,7 +177,7 @@ class Job:
             if not isinstance(claimed, str):
                 return Outcome("skipped", self.name, run_id=claimed.info.run_id)
             self.run_id = claimed
-            with tracking.recorded(client, self.run_id) as recorder:
+            with tracking.recorded(client, self.run_id, cfg.tracking.patience) as recorder:
                 recorder.log_inputs(cfg, dataset)
                 show = epoch_lines(cfg) if cfg.progress and context.sweep is None else lambda *epoch: None
                 on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), show(*epoch), signals.check())

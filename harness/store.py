@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from . import names
 from .errors import ConfigError, describe
 from .server import check_server
+from .signals import check as check_signals
 from .signals import process_alive
 
 # MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
@@ -54,6 +55,21 @@ def connect(uri: str) -> MlflowClient:
         _opened.add(uri)
     mlflow.set_tracking_uri(uri)  # for the MLflow calls that only take the global store
     return MlflowClient(uri)
+
+
+def patiently(patience: float, call, *args, **kwargs):
+    """A call to the store, tried again after 1, 2, 4, 8, 8… s while it fails, for up to `patience`
+    seconds (`tracking.patience`): a tracking server restarting is waited for, training paused."""
+    waited, pause = 0.0, 1.0
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception:
+            if waited >= patience:
+                raise
+        check_signals()
+        time.sleep(pause)
+        waited, pause = waited + pause, min(2 * pause, 8.0)
 
 
 def sqlite_path(uri: str) -> Path:

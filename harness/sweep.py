@@ -13,6 +13,7 @@ RUNNING.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -122,7 +123,7 @@ class SweepCallback(Callback):
         configs = [job_config(config, overrides) for overrides in jobs]
         check_jobs(configs)
         self.jobs = [(run_name(overrides), config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
-        self.uri = configs[0].tracking.uri
+        self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
             print(self.dry_run(configs))
@@ -141,6 +142,8 @@ class SweepCallback(Callback):
                                              tags=tags).info.run_id
         environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: len(jobs),
                        STARTED: f"{time.time():.3f}"}
+        if "MLFLOW_TRACKING_URI" in os.environ:  # a Ray worker on another node has an environment of its own
+            environment["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
         with read_write(config.hydra), open_dict(config.hydra):  # each job's config is composed from these
             config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{key}={value}" for key, value in environment.items()])
 
@@ -157,7 +160,7 @@ class SweepCallback(Callback):
     def end(self) -> None:
         tracking.close_unclosed(self.client)
         try:
-            counts, text, best = self.summarize()
+            counts, text, best = store.patiently(self.patience, self.summarize)
         except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
             exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
                       f"the next launch marks what was left RUNNING", 1)

@@ -30,9 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from . import names, store
+from . import data, names, store
 from .errors import describe
-from . import data
 from .network import Network
 from .signals import Stopped, process_start
 from .train import Result
@@ -81,12 +80,15 @@ class Recorder:
 
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client: MlflowClient, run_id: str, patience: float = 0.0):
+        self.client, self.run_id, self.patience = client, run_id, patience
         self.pending: list[Metric] = []
         self.flushed_at = time.monotonic()
         self.stopped = threading.Event()
         threading.Thread(target=self.beat, name="harness-heartbeat", daemon=True).start()
+
+    def patiently(self, call, *args, **kwargs):
+        return store.patiently(self.patience, call, *args, **kwargs)
 
     def beat(self) -> None:
         while not self.stopped.wait(store.HEARTBEAT_SECONDS):
@@ -98,8 +100,9 @@ class Recorder:
     def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
         """The resolved config as params and `config.yaml`, and the dataset with its digest."""
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()], synchronous=True)
-        self.client.log_text(self.run_id, OmegaConf.to_yaml(resolved), names.CONFIG_FILE)
+        self.patiently(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()],
+                       synchronous=True)
+        self.patiently(self.client.log_text, self.run_id, OmegaConf.to_yaml(resolved), names.CONFIG_FILE)
         # the entity itself: mlflow.data.from_numpy would profile the arrays of every run again
         entity = Dataset(name=dataset.name, digest=dataset.digest()[:32], source_type="code",  # MLflow keeps 36 characters
                        source=json.dumps({"harness.data": dataset.name}),
@@ -122,7 +125,7 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        self.client.log_batch(self.run_id, metrics=self.pending, synchronous=True)  # MLflow chunks a long batch
+        self.patiently(self.client.log_batch, self.run_id, metrics=self.pending, synchronous=True)  # MLflow chunks it
         self.pending.clear()
         self.flushed_at = time.monotonic()
 
@@ -130,28 +133,29 @@ class Recorder:
         """The curves and weights, then the last metrics with the status in one write, then
         FINISHED: a `status` of finished or diverged is only ever written with the last epoch."""
         # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
-        self.client.log_table(self.run_id, pd.DataFrame(result.history).rename_axis("epoch").reset_index(), names.CURVES)
+        curves = pd.DataFrame(result.history).rename_axis("epoch").reset_index()
+        self.patiently(self.client.log_table, self.run_id, curves, names.CURVES)
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / names.WEIGHTS
             np.savez(path, **weights)
-            self.client.log_artifact(self.run_id, str(path))
+            self.patiently(self.client.log_artifact, self.run_id, str(path))
         tags = {names.STATUS: result.status}
         if result.diverged_epoch is not None:
             tags[names.DIVERGED_EPOCH] = str(result.diverged_epoch)
-        self.client.log_batch(self.run_id, metrics=self.pending, tags=[RunTag(k, v) for k, v in tags.items()],
-                              synchronous=True)
+        self.patiently(self.client.log_batch, self.run_id, metrics=self.pending,
+                       tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
         self.pending.clear()
-        self.client.set_terminated(self.run_id, "FINISHED")
+        self.patiently(self.client.set_terminated, self.run_id, "FINISHED")
         self.stopped.set()
 
     def abandon(self, status: str, error: str) -> None:
         """End the run FAILED or KILLED, keeping what was measured; never raises. What the store
         refuses is left to `close_unclosed` or to the next launch."""
         self.stopped.set()
-        try:
-            self.flush()
+        try:  # at once, not patiently: the run is ending
+            self.client.log_batch(self.run_id, metrics=self.pending, synchronous=True)
         except Exception:  # noqa: BLE001 - the epochs already written stay; the status below says why
             pass
         try:
@@ -179,10 +183,10 @@ def create_run(client: MlflowClient, experiment: str, name: str, tags: dict[str,
 
 
 @contextmanager
-def recorded(client: MlflowClient, run_id: str) -> Iterator[Recorder]:
+def recorded(client: MlflowClient, run_id: str, patience: float = 0.0) -> Iterator[Recorder]:
     """The run's recorder; the run ends FAILED with tag `error` if the body raises, KILLED if it
     is stopped. The body ends it FINISHED with `Recorder.finish`."""
-    recorder = Recorder(client, run_id)
+    recorder = Recorder(client, run_id, patience)
     try:
         yield recorder
     except Stopped as stop:

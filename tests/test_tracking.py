@@ -202,3 +202,45 @@ def test_a_server_whose_api_stalls_is_one_line_within_seconds(half_alive_server)
                                           f"GET /api/2.0/mlflow/experiments/search"):
         store.connect(half_alive_server)
     assert time.perf_counter() - start < 15
+
+
+def running_run(uri, tags: dict) -> str:
+    client = store.connect(uri)
+    return client.create_run(store.experiment_id(client, "harness"), tags=tags).info.run_id
+
+
+def test_a_run_of_another_host_whose_heartbeat_is_stale_is_marked_killed(uri):
+    import time
+
+    stale = running_run(uri, {names.HOST: "other-node", names.PID: "1", names.PROCESS_START: "1",
+                              names.HEARTBEAT: f"{time.time() - store.STALE_SECONDS - 60:.0f}"})
+    live = running_run(uri, {names.HOST: "other-node", names.PID: "1", names.PROCESS_START: "1",
+                             names.HEARTBEAT: f"{time.time():.0f}"})
+    client = MlflowClient(uri)
+    assert store.close_abandoned(client, store.experiment_id(client, "harness")) == [stale]
+    assert client.get_run(stale).data.tags[names.ERROR] == "process 1 on other-node ended without closing the run"
+    assert client.get_run(live).info.status == "RUNNING"  # another host's run that still beats is left alone
+
+
+def test_a_store_call_waits_for_a_server_that_comes_back():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("Connection refused")
+        return "written"
+
+    assert store.patiently(10, flaky) == "written" and len(calls) == 3
+
+
+def test_a_store_call_that_keeps_failing_raises_once_patience_runs_out():
+    import time
+
+    def down():
+        raise ConnectionError("Connection refused")
+
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError):
+        store.patiently(2, down)
+    assert 2 <= time.perf_counter() - start < 5

@@ -15,27 +15,35 @@ from conftest import harness
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server(tmp_path, free_port):
-    uri = f"http://127.0.0.1:{free_port}"
+def start_server(folder, port: int) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port with its store in `folder`, once it answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(free_port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")],
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # its workers in its group
     deadline = time.time() + 90
     while True:
         try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            break
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return process
         except OSError:
             if time.time() > deadline or process.poll() is not None:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 pytest.fail("mlflow server did not start")
             time.sleep(0.5)
-    yield uri, process
-    os.killpg(process.pid, signal.SIGCONT)
-    process.terminate()
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGCONT)  # a test may have stopped it
+    os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path, free_port):
+    process = start_server(tmp_path, free_port)
+    yield f"http://127.0.0.1:{free_port}", process
+    stop_server(process)
 
 
 def test_sweep_tracks_to_the_server_named_by_mlflow_tracking_uri(tmp_path, server):
@@ -55,7 +63,8 @@ def test_sweep_tracks_to_the_server_named_by_mlflow_tracking_uri(tmp_path, serve
 def test_a_server_that_stalls_mid_run_never_leaves_it_finished_and_the_next_launch_marks_it(server, tmp_path):
     uri, process = server
     quick = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-    job = subprocess.Popen([sys.executable, "-m", "harness", "epochs=100000", f"tracking.uri={uri}"], cwd=tmp_path,
+    job = subprocess.Popen([sys.executable, "-m", "harness", "epochs=100000", f"tracking.uri={uri}",
+                            "tracking.patience=3"], cwd=tmp_path,
                            env={**os.environ, **quick}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = MlflowClient(uri)
     runs = lambda: client.search_runs([found.experiment_id]) if (found := client.get_experiment_by_name("harness")) else []
@@ -71,3 +80,26 @@ def test_a_server_that_stalls_mid_run_never_leaves_it_finished_and_the_next_laun
     harness("epochs=1", f"tracking.uri={uri}", cwd=tmp_path)
     run = client.get_run(run.info.run_id)
     assert run.info.status == "KILLED" and "ended without closing the run" in run.data.tags["error"]
+
+
+def test_a_server_that_restarts_mid_run_is_waited_for_and_the_run_finishes_whole(tmp_path, free_port):
+    uri, process = f"http://127.0.0.1:{free_port}", start_server(tmp_path, free_port)
+    job = subprocess.Popen([sys.executable, "-m", "harness", "epochs=600", "model.hidden=[100]", f"tracking.uri={uri}",
+                            "tracking.patience=60"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(uri)
+    runs = lambda: client.search_runs([found.experiment_id]) if (found := client.get_experiment_by_name("harness")) else []
+    deadline = time.time() + 90
+    while not any(run.data.metrics for run in runs()) and time.time() < deadline:
+        time.sleep(0.5)
+    stop_server(process)  # down for a few seconds, as a restart is
+    time.sleep(3)
+    process = start_server(tmp_path, free_port)
+    try:
+        _, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, stderr[-2000:]
+        [run] = runs()
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train_cost")] == list(range(601))
+    finally:
+        stop_server(process)
