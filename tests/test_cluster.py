@@ -84,3 +84,13 @@ def test_report_reads_the_sweep_from_the_server(sweep, server, tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"- tracking URI: `{server}`" in report and "**Runs.** 2 runs from the latest sweep" in report
     assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_the_launching_shells_tracking_uri_reaches_the_jobs_on_the_cluster(cluster, sqlite_server, tmp_path):
+    address, ray_env = cluster
+    harness("-m", "lr=0.5,1", "epochs=1", "launcher=ray", "tracking=server", "tracking.experiment=uri_from_env",
+            f"hydra.launcher.ray.init.address={address}", cwd=tmp_path,
+            env={**ray_env, "MLFLOW_TRACKING_URI": sqlite_server.uri})  # not in the nodes' own environment
+    store = MlflowClient(sqlite_server.uri)
+    runs = store.search_runs([store.get_experiment_by_name("uri_from_env").experiment_id])
+    assert sorted(run.info.status for run in jobs(runs)) == ["FINISHED", "FINISHED"]
