@@ -16,7 +16,6 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
-from . import signals
 from .config import CONF
 from .job import Context, run
 from .network import Network
@@ -35,6 +34,5 @@ def train_from_config(cfg: DictConfig | Sequence[str] = (), track: bool = False)
     (`cfg.tracking`) as a command-line job would be."""
     if not isinstance(cfg, DictConfig):
         cfg = compose(cfg)
-    signals.clear()  # a signal that stopped an earlier call in this process ended there
     outcome = run(cfg, Context(track=track))
     return outcome.result, outcome.network

@@ -209,14 +209,18 @@ def run(cfg: DictConfig, context: Context) -> Outcome:
     if not context.track:
         return Job(cfg, context).train()
     job, start = Job(cfg, context), time.perf_counter()
+    signals.clear()  # what stopped an earlier job of this process (a notebook, a Ray worker) ended there
     try:
         with signals.handled(), signals.deferred():
             signals.watch_launcher()
             outcome = job.train()
     except signals.Stopped as stop:
-        report(cfg, context, Outcome("killed", job.name), time.perf_counter() - start, stop.reason)
-        if signals.launcher() is not None:
+        outcome = Outcome("killed", job.name, run_id=job.run_id)
+        report(cfg, context, outcome, time.perf_counter() - start, stop.reason)
+        if signals.launcher() is not None:  # a worker process of a parallel sweep: take no other job
             os._exit(stop.exit_code)
+        if signals.in_ray_worker():  # the task ends; Ray's worker goes on
+            return outcome
         raise
     except Exception as error:
         if context.sweep is None:

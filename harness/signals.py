@@ -121,8 +121,8 @@ def launcher() -> tuple[int, str] | None:
     of this host: this process is one of its workers."""
     host, _, rest = os.environ.get(LAUNCHER, "").partition(":")
     pid, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return None
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid() or in_ray_worker():
+        return None  # Ray looks after its own workers
     return int(pid), start
 
 

@@ -37,6 +37,7 @@ from .signals import process_alive
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
+WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
 STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
 
 _opened: set[str] = set()  # stores this process has opened (each is created or checked once)

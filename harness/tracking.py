@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from . import data, names, store
+from . import data, names, signals, store
 from .errors import describe
 from .network import Network
 from .signals import Stopped, process_start
@@ -91,9 +92,20 @@ class Recorder:
         return store.patiently(self.patience, call, *args, **kwargs)
 
     def beat(self) -> None:
-        while not self.stopped.wait(store.HEARTBEAT_SECONDS):
+        """Every HEARTBEAT_SECONDS, say the run is alive; every WATCH_SECONDS, look whether someone
+        else ended it (a stopped sweep's launcher marks its runs KILLED): then stop the job at its
+        next epoch, as a signal would, on whatever host and launcher it runs."""
+        beaten = time.monotonic()
+        while not self.stopped.wait(store.WATCH_SECONDS):
             try:
-                self.client.set_tag(self.run_id, names.HEARTBEAT, f"{time.time():.0f}")
+                run = self.client.get_run(self.run_id)
+                if run.info.status != "RUNNING" and not self.stopped.is_set():
+                    signals.received = Stopped(f"its run was marked {run.info.status}: "
+                                               f"{run.data.tags.get(names.ERROR, '')}", 128 + signal.SIGTERM)
+                    return
+                if time.monotonic() - beaten >= store.HEARTBEAT_SECONDS:
+                    self.client.set_tag(self.run_id, names.HEARTBEAT, f"{time.time():.0f}")
+                    beaten = time.monotonic()
             except Exception:  # noqa: BLE001 - a missed beat only makes the run look stale sooner
                 pass
 

@@ -244,3 +244,28 @@ def test_a_store_call_that_keeps_failing_raises_once_patience_runs_out():
     with pytest.raises(ConnectionError):
         store.patiently(2, down)
     assert 2 <= time.perf_counter() - start < 5
+
+
+def test_a_job_whose_run_is_marked_killed_by_another_process_stops_at_its_next_epoch(uri, monkeypatch):
+    import threading
+    import time
+
+    from harness import signals
+
+    monkeypatch.setattr(store, "WATCH_SECONDS", 0.2)
+    client = MlflowClient(uri)
+
+    def the_launcher_stops_the_sweep():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            found = client.get_experiment_by_name("harness")
+            runs = client.search_runs([found.experiment_id]) if found else []
+            if runs and runs[0].data.metrics:
+                store.end(client, runs[0].info.run_id, "KILLED", "killed by SIGINT")
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=the_launcher_stops_the_sweep, daemon=True).start()
+    with pytest.raises(signals.Stopped, match="its run was marked KILLED: killed by SIGINT"):
+        harness.train_from_config([*SMALL, "epochs=1000000", f"tracking.uri={uri}"], track=True)
+    assert the_run(uri).info.status == "KILLED"
