@@ -1,5 +1,5 @@
 """One job, start to finish, for every entry point (`python -m harness`, a sweep's worker, the
-Python API): check the config → skip it if already done → build the data and the network → open
+Python API): check the config → build the data and the network → skip it if already done → open
 its run → train → close the run.
 
 Where the job runs (alone or in a sweep, tracked or not) is a `Context`; what happens when it
@@ -57,7 +57,7 @@ class Context:
                    number=hydra.job.num if sweep else 0, jobs=int(os.environ.get(JOBS, 1)) if sweep else 1,
                    started=float(os.environ.get(STARTED, time.time())))
 
-    def progress(self) -> str:
+    def progress(self) -> tuple[str, str]:
         """`[5/27] … ETA 20 s`: where the sweep stands once this job is done (in a parallel sweep,
         jobs end about in the order they started)."""
         done = self.number + 1
