@@ -130,7 +130,8 @@ _watching = False
 
 
 def watch_launcher() -> None:
-    """In a worker process, stop the job (as SIGTERM would) once the launching process is gone."""
+    """In a worker process, once the launching process is gone: stop the job (as SIGTERM would),
+    or, between jobs, exit."""
     global _watching
     found = launcher()
     if found is None or _watching:
@@ -142,5 +143,7 @@ def watch_launcher() -> None:
         while process_alive(*found):
             time.sleep(WATCH_SECONDS)
         received = Stopped(f"the sweep's launching process {found[0]} is gone", 128 + signal.SIGTERM)
+        if not _deferred:  # no job running here: an idle worker would wait for work forever
+            os._exit(received.exit_code)
 
     threading.Thread(target=watch, name="harness-launcher-watch", daemon=True).start()
