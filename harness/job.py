@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -156,8 +156,12 @@ class Job:
         self.name = run_name(context.overrides) or default_name(cfg)
         self.run_id: str | None = None
 
+    @cached_property
+    def digest(self) -> str:  # after `check`: resolving a bad config there gives the one-line error
+        return config_hash(self.cfg)
+
     def tags(self) -> dict[str, str]:
-        return {names.CONFIG_HASH: config_hash(self.cfg), names.OVERRIDES: " ".join(self.context.overrides)}
+        return {names.CONFIG_HASH: self.digest, names.OVERRIDES: " ".join(self.context.overrides)}
 
     def train(self) -> Outcome:
         """check → build → (skip if done) → open run → train → close run."""
@@ -173,7 +177,7 @@ class Job:
             if context.sweep is None:  # a sweep's launcher has already closed abandoned runs
                 store.close_abandoned(client, experiment)
             open_run = lambda: tracking.create_run(client, experiment, self.name, self.tags(), context.sweep)
-            claimed = claim(client, experiment, config_hash(cfg), cfg, open_run) if context.resume else open_run()
+            claimed = claim(client, experiment, self.digest, cfg, open_run) if context.resume else open_run()
             if not isinstance(claimed, str):
                 return Outcome("skipped", self.name, run_id=claimed.info.run_id)
             self.run_id = claimed

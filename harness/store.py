@@ -2,7 +2,7 @@
 
 Opening: a SQLite store is created and migrated under an exclusive lock on its file, so launches
 that start together in a new folder do not race MLflow's migrations; a store left half-created
-(a disk that filled during the first launch) and holding no runs is set aside and made anew. A
+(a disk that filled during the first launch) and holding no runs is emptied and made anew. A
 server is checked with a real API call (`server.check_server`) before any job starts.
 
 Questions: is a config already trained to its last epoch (resume), is another process training
@@ -37,7 +37,7 @@ from .signals import process_alive
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
-WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
+RUN_WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
 STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
 
 _opened: set[str] = set()  # stores this process has opened (each is created or checked once)

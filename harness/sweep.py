@@ -122,7 +122,7 @@ class SweepCallback(Callback):
         jobs = job_overrides(config)
         configs = [job_config(config, overrides) for overrides in jobs]
         check_jobs(configs)
-        self.jobs = [(run_name(overrides), config_hash(cfg)) for overrides, cfg in zip(jobs, configs)]
+        self.jobs = [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
@@ -149,12 +149,12 @@ class SweepCallback(Callback):
 
     def dry_run(self, configs: list[DictConfig]) -> str:
         """A row per job: its name, config hash and what a launch would do with it."""
-        done = store.done_already(self.uri, configs[0].tracking.experiment, [digest for _, digest in self.jobs],
-                                  [cfg.epochs for cfg in configs])
+        done = store.done_already(self.uri, configs[0].tracking.experiment, [digest for _, digest, _ in self.jobs],
+                                  [epochs for _, _, epochs in self.jobs])
         resume = configs[0].tracking.resume
         rows = [("job", "config hash", "a launch would")] + [
             (name or "(defaults)", digest[:12], f"skip it: FINISHED run {run_id}" if run_id and resume else "train it")
-            for (name, digest), run_id in zip(self.jobs, done)]
+            for (name, digest, _), run_id in zip(self.jobs, done)]
         return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
 
     def end(self) -> None:
@@ -184,13 +184,12 @@ class SweepCallback(Callback):
         by_hash = {run.data.tags.get(names.CONFIG_HASH): run for run in reversed(children)}  # latest first wins
         rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
         trained = []
-        for name, digest in self.jobs:
+        for name, digest, epochs in self.jobs:
             run = by_hash.get(digest)
             if run is not None:
                 status = outcome(run)
             else:  # resumed: finished by an earlier sweep
-                found = store.search(self.experiment, f"attributes.status = 'FINISHED' and tags.{names.CONFIG_HASH} = '{digest}'")
-                run = found[0] if found else None
+                run = store.finished_run(self.client, self.experiment, digest, epochs)
                 status = "skipped" if run else "missing"
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}

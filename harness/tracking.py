@@ -92,11 +92,11 @@ class Recorder:
         return store.patiently(self.patience, call, *args, **kwargs)
 
     def beat(self) -> None:
-        """Every HEARTBEAT_SECONDS, say the run is alive; every WATCH_SECONDS, look whether someone
+        """Every HEARTBEAT_SECONDS, say the run is alive; every RUN_WATCH_SECONDS, look whether someone
         else ended it (a stopped sweep's launcher marks its runs KILLED): then stop the job at its
         next epoch, as a signal would, on whatever host and launcher it runs."""
         beaten = time.monotonic()
-        while not self.stopped.wait(store.WATCH_SECONDS):
+        while not self.stopped.wait(store.RUN_WATCH_SECONDS):
             try:
                 run = self.client.get_run(self.run_id)
                 if run.info.status != "RUNNING" and not self.stopped.is_set():

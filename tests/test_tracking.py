@@ -252,7 +252,7 @@ def test_a_job_whose_run_is_marked_killed_by_another_process_stops_at_its_next_e
 
     from harness import signals
 
-    monkeypatch.setattr(store, "WATCH_SECONDS", 0.2)
+    monkeypatch.setattr(store, "RUN_WATCH_SECONDS", 0.2)
     client = MlflowClient(uri)
 
     def the_launcher_stops_the_sweep():
