@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from harness import names
 
@@ -90,11 +91,14 @@ def search_all(client: mlflow.MlflowClient, experiment_id: str, filter_string: s
             return runs
 
 
-def training_runs(client: mlflow.MlflowClient, experiment: str, sweep: str | None = None) -> list:
+def training_runs(client: mlflow.MlflowClient, experiment: str, sweep: str | None = None,
+                  run_ids: list[str] | None = None) -> list:
     """The runs that trained a network (they have an `lr` param; a sweep's parent run has none)."""
     found = find_experiment(client, experiment)
     where = ""
-    if sweep is not None:
+    if run_ids is not None:
+        where = f"attributes.run_id IN ({', '.join(repr(run_id) for run_id in run_ids)})"
+    elif sweep is not None:
         if find_sweep(client, sweep).info.experiment_id != found.experiment_id:
             raise AnalysisError(f"sweep: run {sweep!r} is not in experiment {experiment!r}")
         where = f"tags.`{PARENT_TAG}` = '{sweep}'"
@@ -120,7 +124,7 @@ def run_columns(run) -> dict:
 
 
 def has_curves(run) -> bool:
-    logged = json.loads(run.data.tags.get("mlflow.loggedArtifacts", "[]"))
+    logged = json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
     return any(entry.get("path") == CURVES for entry in logged)
 
 
@@ -173,14 +177,15 @@ def tidy(runs: list, points: pd.DataFrame) -> pd.DataFrame:
         ["run_id", "metric", "step"], ignore_index=True)
 
 
-def load_runs(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | None = None) -> pd.DataFrame:
+def load_runs(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | None = None,
+              run_ids: list[str] | None = None) -> pd.DataFrame:
     """Columns: run_id, run_name, status (MLflow's), diverged, diverged_epoch, parent_run_id, the
     params (lr float, batch_size int or "full", seed and epochs int, others str), metric, step, value.
 
-    `sweep` is the run id of a sweep's parent run: only its child runs are read.
+    `sweep` is the run id of a sweep's parent run: only its child runs are read; `run_ids`: only these.
     """
     client = client_for(tracking_uri)
-    runs = training_runs(client, experiment, sweep)
+    runs = training_runs(client, experiment, sweep, run_ids)
     with (tempfile.TemporaryDirectory() as folder,
           mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}),
           ThreadPoolExecutor(readers(tracking_uri)) as pool):

@@ -166,6 +166,17 @@ def best_lr(table: pd.DataFrame, reached: list[pd.DataFrame] = ()) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def beyond_edges(best: pd.DataFrame) -> dict:
+    """{batch size: the η one grid step beyond its best}, for each batch size (of `best_lr`) whose
+    best η is the lowest or highest of a grid of several: the next η to try so that the grid
+    brackets it. The step is the ratio between the η at that end of the grid and its neighbour."""
+    following = {}
+    for row in best[best.edge.isin(["lowest", "highest"])].itertuples():
+        grid = row.grid
+        following[row.batch_size] = grid[0] ** 2 / grid[1] if row.edge == "lowest" else grid[-1] ** 2 / grid[-2]
+    return following
+
+
 @dataclass(frozen=True)
 class Target:
     metric: str  # the per-epoch metric; its scheduled form is names.by_update(metric)

@@ -23,7 +23,7 @@ from .job import Context, metrics_line, run, run_name, store_error
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     context = Context.from_hydra(cfg)
-    if cfg.dry_run:  # a sweep's dry run ends in its callback, before any job
+    if cfg.dry_run:  # a sweep's dry run ends in its sweeper, before any job
         return print(f"dry run: one job, {run_name(context.overrides) or 'the defaults'}; "
                      f"config hash {config_hash(cfg)[:12]}; nothing was trained or tracked")
     experiment = next((o.split("=", 1)[1] for o in context.overrides if o.startswith("+experiment=")), None)

@@ -16,7 +16,7 @@ def describe(error: BaseException) -> str:
 
 
 def exit_with(message: str, code: int) -> None:
-    """Stop the command with one line on stderr. SystemExit passes through Hydra, which turns
-    other exceptions raised in a callback into a warning and goes on."""
+    """Stop the command with one line on stderr and this exit code; SystemExit passes through
+    Hydra's own error reporting untouched."""
     print(message, file=sys.stderr)
     sys.exit(code)

@@ -1,13 +1,12 @@
-"""A Hydra multirun as one MLflow sweep: a parent run (tag role=sweep) with one child run per job.
+"""A multirun as one MLflow sweep: a parent run (tag role=sweep) with one child run per job.
 
-`SweepCallback` runs in the launching process. Before any job starts it expands the sweep and
-checks every job's config (a bad setting stops the sweep before anything is tracked), opens the
-store once (workers then only open it), marks KILLED the runs left RUNNING by processes that are
-gone, and opens the parent run. The parent's id is the sweep's id: each job gets it, with the
-identity of the launching process, in its environment (Hydra's `hydra.job.env_set`, which every
-launcher applies). At the end it prints one row per job and exits non-zero if any job did not
-finish. If the launch fails or is stopped instead, `abort` ends every run of the sweep still
-RUNNING.
+`Sweep` runs in the launching process (Hydra's sweeper plugin, hydra_plugins/harness_sweeper,
+drives it). Before any job starts it checks every job's config (a bad setting stops the sweep
+before anything is tracked), opens the store once (workers then only open it), marks KILLED the
+runs left RUNNING by processes that are gone, and opens the parent run. The parent's id is the
+sweep's id: each job gets it, with the identity of the launching process, in its environment. At
+the end it prints one row per job and exits non-zero if any job did not finish. If the launch
+fails or is stopped instead, `abort` ends every run of the sweep still RUNNING.
 """
 
 from __future__ import annotations
@@ -19,42 +18,17 @@ import sys
 import time
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from hydra.experimental.callback import Callback
-from mlflow.entities import Metric
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from mlflow.entities import Metric, Run
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import data as datasets
 from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
-from .errors import ConfigError, describe, exit_with
-from .job import JOBS, STARTED, SWEEP, run_name
+from .errors import describe, exit_with
+from .job import JOBS, STARTED, SWEEP, load_data, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
-current: "SweepCallback | None" = None  # the sweep this process launches, for `abort`
-
-
-def job_overrides(config: DictConfig) -> list[list[str]]:
-    """Every job's overrides, expanded as Hydra's basic sweeper does (sweeper params, then the command line)."""
-    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(arguments), None) for job in batch]
-
-
-def job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
-    """The config a job with these overrides will see; a value the schema refuses is a ConfigError."""
-    try:
-        cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(composition_error(error)) from None
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+current: "Sweep | None" = None  # the sweep this process launches, for `abort`
 
 
 def composition_error(error: BaseException) -> str:
@@ -66,14 +40,14 @@ def composition_error(error: BaseException) -> str:
 
 
 def check_jobs(configs: list[DictConfig]) -> None:
-    """Raise ConfigError for the first job that cannot run; load each distinct dataset once."""
+    """Raise ConfigError for the first job that cannot run; load each distinct dataset once (the
+    last one stays loaded for the jobs of a launcher in this process)."""
     sizes = {}
     for cfg in configs:
         check(cfg)
-        data = OmegaConf.to_container(cfg.data, resolve=True)
-        key = json.dumps(data, sort_keys=True)
+        key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in sizes:
-            sizes[key] = len(datasets.load(data).train)
+            sizes[key] = len(load_data(key, cfg.model.dtype).train)
         check_batch_size(cfg.batch_size, sizes[key])
 
 
@@ -98,29 +72,12 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
-class SweepCallback(Callback):
-    """Groups a multirun into one MLflow parent run and prints its summary."""
+class Sweep:
+    """The record of one multirun: its jobs checked, its parent run, its summary."""
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        global current
-        try:
-            with signals.deferred():
-                self.start(config)
-                current = self
-        except ConfigError as error:
-            exit_with(f"error: {error}", 2)
-        except Exception as error:  # noqa: BLE001 - Hydra would only warn and launch the jobs
-            exit_with(f"error: the sweep could not start: {describe(error)}", 1)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        global current
-        current = None
-        with signals.deferred():
-            self.end()
-
-    def start(self, config: DictConfig) -> None:
-        jobs = job_overrides(config)
-        configs = [job_config(config, overrides) for overrides in jobs]
+    def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
+        """Check every job (`configs`: what each will see), open the store and the parent run;
+        return the environment every job must get."""
         check_jobs(configs)
         self.jobs = [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
@@ -140,12 +97,19 @@ class SweepCallback(Callback):
             self.client.set_experiment_tag(self.experiment, names.DESCRIPTION, configs[0].study.question)
         self.parent = self.client.create_run(self.experiment, run_name=f"sweep {Path(config.hydra.sweep.dir).name}",
                                              tags=tags).info.run_id
-        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: len(jobs),
+        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: str(len(jobs)),
                        STARTED: f"{time.time():.3f}"}
         if "MLFLOW_TRACKING_URI" in os.environ:  # a Ray worker on another node has an environment of its own
             environment["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-        with read_write(config.hydra), open_dict(config.hydra):  # each job's config is composed from these
-            config.hydra.overrides.hydra.extend([f"++hydra.job.env_set.{key}={value}" for key, value in environment.items()])
+        self.environment = environment
+        return environment
+
+    def extend(self, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
+        """Check more jobs for this sweep (a later round); return the environment they must get."""
+        check_jobs(configs)
+        self.jobs += [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
+        self.environment[JOBS] = str(len(self.jobs))
+        return self.environment
 
     def dry_run(self, configs: list[DictConfig]) -> str:
         """A row per job: its name, config hash and what a launch would do with it."""
@@ -178,19 +142,25 @@ class SweepCallback(Callback):
         if bad:
             exit_with(f"error: {bad} of {len(self.jobs)} jobs did not finish", 1)
 
-    def summarize(self) -> tuple[dict[str, int], str, dict[str, float]]:
-        """The counts of each outcome, a table with a row per job, and the best final metrics."""
+    def outcomes(self) -> list[tuple[str, str, Run | None]]:
+        """Each job's name, outcome and run: its own, or for a skipped job the earlier FINISHED run."""
         children = store.search(self.experiment, f"tags.`{names.PARENT_RUN_ID}` = '{self.parent}'")
         by_hash = {run.data.tags.get(names.CONFIG_HASH): run for run in reversed(children)}  # latest first wins
-        rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
-        trained = []
+        found = []
         for name, digest, epochs in self.jobs:
             run = by_hash.get(digest)
             if run is not None:
-                status = outcome(run)
+                found.append((name, outcome(run), run))
             else:  # resumed: finished by an earlier sweep
                 run = store.finished_run(self.client, self.experiment, digest, epochs)
-                status = "skipped" if run else "missing"
+                found.append((name, "skipped" if run else "missing", run))
+        return found
+
+    def summarize(self) -> tuple[dict[str, int], str, dict[str, float]]:
+        """The counts of each outcome, a table with a row per job, and the best final metrics."""
+        rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
+        trained = []
+        for name, status, run in self.outcomes():
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}
             if status in ("finished", "skipped"):

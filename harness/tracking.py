@@ -29,6 +29,7 @@ import pandas as pd
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from omegaconf import DictConfig, OmegaConf
 
 from . import data, names, signals, store
@@ -142,18 +143,20 @@ class Recorder:
         self.flushed_at = time.monotonic()
 
     def finish(self, result: Result, network: Network) -> None:
-        """The curves and weights, then the last metrics with the status in one write, then
-        FINISHED: a `status` of finished or diverged is only ever written with the last epoch."""
-        # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
-        curves = pd.DataFrame(result.history).rename_axis("epoch").reset_index()
-        self.patiently(self.client.log_table, self.run_id, curves, names.CURVES)
+        """The curves and weights in one upload, then the last metrics with the status in one
+        write, then FINISHED: a `status` of finished or diverged is only ever written with the
+        last epoch. (MLflow's `log_table` would take four calls, and append a second copy of the
+        curves if a retry follows a half-failed call.)"""
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / names.WEIGHTS
-            np.savez(path, **weights)
-            self.patiently(self.client.log_artifact, self.run_id, str(path))
-        tags = {names.STATUS: result.status}
+            # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
+            pd.DataFrame(result.history).rename_axis("epoch").reset_index().to_parquet(Path(folder) / names.CURVES,
+                                                                                       index=False)
+            np.savez(Path(folder) / names.WEIGHTS, **weights)
+            self.patiently(self.client.log_artifacts, self.run_id, folder)
+        tags = {names.STATUS: result.status,  # and the table tag the MLflow UI and analysis.loader look for
+                MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": names.CURVES, "type": "table"}])}
         if result.diverged_epoch is not None:
             tags[names.DIVERGED_EPOCH] = str(result.diverged_epoch)
         self.patiently(self.client.log_batch, self.run_id, metrics=self.pending,

@@ -87,6 +87,17 @@ def test_best_lr_at_the_edge_of_its_grid_is_flagged(fastest, edge):
     assert (best.lr, best.edge) == (fastest, edge)
 
 
+@pytest.mark.parametrize("fastest, following", [(0.1, {10: 0.01}), (1.0, {}), (10.0, {10: 100.0})])
+def test_the_next_lr_to_try_is_one_grid_step_past_a_best_at_the_edge(fastest, following):
+    runs = sweep(*[run_rows(10, lr, 0, [1.0, 0.05, 0.01] if lr == fastest else [1.0, 0.3, 0.05]) for lr in (0.1, 1.0, 10.0)])
+    assert summary.beyond_edges(summary.study(runs, target_cost=0.1).best) == pytest.approx(following)
+
+
+def test_no_lr_is_proposed_where_a_single_lr_was_tried_or_none_learned():
+    runs = sweep(run_rows(10, 3.0, 0, LEARNS), run_rows(100, 1.0, 0, STALLS), run_rows(100, 3.0, 0, STALLS))
+    assert summary.beyond_edges(summary.study(runs).best) == {}
+
+
 def test_a_single_lr_is_flagged_as_untuned():
     best = summary.study(sweep(run_rows(10, 3.0, 0, LEARNS))).best.iloc[0]
     assert (best.lr, best.edge) == (3.0, "only")
