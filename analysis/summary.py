@@ -338,6 +338,19 @@ def full_batch_size(runs: pd.DataFrame) -> int | None:
     return int(round(stepped.examples.iloc[0] / stepped.steps.iloc[0])) if len(stepped) else None
 
 
+def train_sizes(runs: pd.DataFrame) -> pd.Series:
+    """n, the number of training inputs of each run (indexed by run_id): the examples it saw in
+    its first epoch; a run that diverged in its first epoch, which recorded none, gets the size of
+    the runs with its data settings (the `data.*` params)."""
+    curves = per_epoch(runs, [names.EXAMPLES])
+    info = runs.drop_duplicates("run_id").set_index("run_id")
+    info["train_size"] = curves[curves.epoch == 1].set_index("run_id")[names.EXAMPLES]
+    data = [column for column in info if column.startswith("data.")]
+    if data:
+        info["train_size"] = info.groupby(data, dropna=False).train_size.transform("max")
+    return info.train_size.round().astype("Int64")
+
+
 def batch_size_value(batch_size, n: int | None) -> float:
     """The batch size as a number: n for `full` (NaN when n is unknown)."""
     if batch_size == "full":
