@@ -126,6 +126,7 @@ def test_report_is_logged_on_the_sweeps_parent_run(sweep, report):
     (["report", "--experiment", "nope"], "error: experiment 'nope' not found"),
     (["convergence", "--experiment", "study", "--metric", "nope"], "error: metric 'nope' not tracked"),
     (["steps-to-target", "--experiment", "study", "--target-accuracy", "2"], "error: target accuracy: 2.0 must be a fraction"),
+    (["linear-scaling", "--experiment", "study"], "error: linear scaling: the sweep does not vary m and η"),
 ])
 def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as stop:
