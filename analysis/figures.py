@@ -405,10 +405,11 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         first = complete.iloc[0]
         xs = np.array([row.x.min(), row.x.max()])
         ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
-    fit = summary.critical_batch(complete.x, complete.updates)
+    fitted = complete[~complete.bound]  # a target met at the first measurement gives only an upper bound
+    fit = summary.critical_batch(fitted.x, fitted.updates)
     if fit:
         b_crit, s_min = fit
-        xs = np.geomspace(complete.x.min(), complete.x.max(), 50)  # over the batch sizes fitted, not beyond
+        xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
         ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
     if len(noise):
         ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")

@@ -180,16 +180,23 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
                      "epochs).")
         for target, runs in reached.items():
             at_best = summary.at_best(runs, best)
-            x = [summary.batch_size_value(v, n) for v in at_best.batch_size]
-            fit = summary.critical_batch(x, at_best.updates)
-            measured = at_best.updates.notna().sum()
+            fitted = at_best[~at_best.bound]
+            fit = summary.critical_batch([summary.batch_size_value(v, n) for v in fitted.batch_size], fitted.updates)
+            measured = fitted.updates.notna().sum()
+            bound = at_best[at_best.bound]
+            left_out = (f" Left out: {', '.join(batch_label(b) for b in bound.batch_size)}: a seed met it at its first "
+                        "measurement, so the updates there are only an upper bound." if len(bound) else "")
             if fit:
                 lines.append(f"Critical batch size for {target.describe()}: B_crit ≈ {fit[0]:.3g} (fit of S_min(1 + B_crit/m) "
                              f"to the updates of {measured} batch sizes; S_min ≈ {fit[1]:,.0f} updates): below it, doubling m "
-                             "about halves the updates needed; above it, it saves few." + noise_text(found, target, fit[0]))
+                             "about halves the updates needed; above it, it saves few." + left_out
+                             + noise_text(found, target, fit[0]))
             elif measured >= 3:
                 lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
-                             "between the smallest and the largest batch size that reached it.")
+                             "between the smallest and the largest batch size that reached it." + left_out)
+            elif len(bound):
+                lines.append(f"No critical batch size measured for {target.describe()}: fewer than 3 batch sizes reached "
+                             "it after their first measurement." + left_out)
     for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
         found = configs_text(table, outcome)
         if found:

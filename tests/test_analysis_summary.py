@@ -171,3 +171,11 @@ def test_noise_scale_is_read_between_half_the_updates_to_the_target_and_reaching
     runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01], scheduled=noisy))
     found = summary.study(runs, target_cost=0.1)
     assert found.noise_scales[found.targets[0]].tolist() == [50.0]
+
+
+def test_a_target_met_at_the_first_measurement_is_only_an_upper_bound():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
+    found = summary.study(runs, target_cost=0.1)
+    reached = found.reached[found.targets[0]]
+    assert reached.set_index("batch_size")["first"].to_dict() == {10: True, 100: False}
+    assert summary.at_best(reached, found.best).set_index("batch_size").bound.to_dict() == {10: True, 100: False}
