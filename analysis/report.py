@@ -297,7 +297,8 @@ def linear_scaling_table(points: pd.DataFrame) -> pd.DataFrame:
     for line in scaling.lines(points).itertuples():
         broken = "—" if pd.isna(line.breaks) else (f"m = {line.breaks:g}, η = {line.break_lr:g}: "
                                                    + ("a seed diverged" if line.break_diverged else
-                                                      f"{percent(line.break_test)} ({accuracy_change(line.break_change)})"))
+                                                      f"{percent(line.break_test)} ({accuracy_change(line.break_change)}; "
+                                                      f"per seed {seeds_text(line.break_changes)})"))
         rows.append({"η/m": f"{line.ratio:g}", "from": f"m = {line.m:g}, η = {line.lr:g}",
                      "final test accuracy there": percent(line.test), "equal up to": f"m = {line.holds_to:g}",
                      "breaks at (final test accuracy)": broken, "largest m": f"{line.largest_m:g}"})

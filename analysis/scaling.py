@@ -9,7 +9,7 @@ accuracy at equal epochs, the comparison both papers make:
   the same m and the same g (η ∝ 1/n).
 
 A seed gives the same initial weights to every configuration (whatever m, η or n), and two seeds'
-networks can differ by several points for life, so configurations are compared seed by seed: two
+networks can end several points apart for good, so configurations are compared seed by seed: two
 or more reach equal test accuracy when, for every seed, their final test accuracies lie within
 EQUAL of each other. A diverged seed breaks a rule wherever it occurs. A comparison counts only
 where a configuration in it learned on every seed (summary.finals): runs that all stalled at
@@ -38,17 +38,16 @@ def key(value: float) -> float:
 def configurations(table: pd.DataFrame, sizes: pd.Series) -> pd.DataFrame:
     """Per configuration (train_size n, batch_size, lr), from summary.finals' `table` and the runs'
     `sizes` (summary.train_sizes): m as a number, η/m as `ratio`, `noise_scale` g = η·n/m, the
-    final test accuracy's mean over seeds, `low` and `high` (the seeds' range), `by_seed` (seed:
-    final test accuracy, NaN where it diverged), the mean final validation accuracy, `seeds`,
-    whether every seed `learned`, and how many `diverged`."""
+    final test accuracy's mean over seeds `test` and `by_seed` (seed: final test accuracy, NaN
+    where it diverged), the mean final validation accuracy, `seeds`, whether every seed
+    `learned`, and how many `diverged`."""
     runs = table.assign(train_size=table.run_id.map(sizes))
     rows = []
     for (n, batch_size, lr), group in runs.groupby(["train_size", "batch_size", "lr"]):
         m = summary.batch_size_value(batch_size, n)
         test = group[f"final_{TEST_ACCURACY}"]
         rows.append({"train_size": int(n), "batch_size": batch_size, "m": m, "lr": lr, "ratio": key(lr / m),
-                     "noise_scale": key(lr * n / m), "test": test.mean(), "low": test.min(), "high": test.max(),
-                     "by_seed": dict(zip(group.seed, test)),
+                     "noise_scale": key(lr * n / m), "test": test.mean(), "by_seed": dict(zip(group.seed, test)),
                      "validation": group[f"final_{ACCURACY}"].mean(), "seeds": len(group),
                      "learned": bool((group.outcome == LEARNED_OUTCOME).all()), "diverged": int(group.diverged.sum())})
     return pd.DataFrame(rows)
@@ -86,15 +85,14 @@ def linear_scaling(configs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(points, ignore_index=True) if points else pd.DataFrame()
 
 
-def held(line: pd.DataFrame, along: str) -> tuple:
-    """(the last value of `along` up to which every point of `line` holds, the first that breaks
-    or None), `line` sorted by `along`."""
+def held(line: pd.DataFrame) -> tuple:
+    """(the largest m up to which every point of `line`, sorted by m, holds; the first m where it
+    breaks, or None)."""
     broken = line[~line.holds]
     if broken.empty:
-        return line[along].iloc[-1], None
-    first = broken[along].iloc[0]
-    before = line[line[along] < first]
-    return (before[along].iloc[-1] if len(before) else None), first
+        return line.m.iloc[-1], None
+    first = broken.m.iloc[0]
+    return line.m[line.m < first].iloc[-1], first  # the line's smallest m always holds: it is the reference
 
 
 def lines(points: pd.DataFrame) -> pd.DataFrame:
@@ -105,7 +103,7 @@ def lines(points: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for ratio, line in points.groupby("ratio"):
         reference = line.iloc[0]
-        holds_to, breaks = held(line, "m")
+        holds_to, breaks = held(line)
         row = {"ratio": ratio, "m": reference.m, "lr": reference.lr, "test": reference.test,
                "validation": reference.validation, "largest_m": line.m.iloc[-1], "holds_to": holds_to,
                "held_change": max(abs(v) for changes in line[line.holds].changes for v in changes.values()),
