@@ -393,6 +393,10 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     complete = row[row.updates.notna()]
     ax.plot(complete.x, complete.updates, "-", color=blue, lw=1.8, marker="s", ms=6, gid="mean",
             label="geometric mean over seeds")
+    bound = complete[complete.bound]
+    if len(bound):
+        ax.plot(bound.x, bound.updates, "s", color=blue, mfc="white", ms=6, mew=1.5, ls="none", gid="bound",
+                label="a seed met it at its first measurement:\nat most this many updates")
     missed = seeds[seeds.updates.isna()]
     if len(missed):
         ax.plot(missed.x, missed.last_update, "^", color="crimson", mfc="none", ms=8, mew=1.5, gid="censored",

@@ -165,9 +165,10 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
             seeds = runs[(runs.batch_size == b.batch_size) & (runs.lr == b.lr)]
             hit = seeds.updates.dropna()
             mean = lambda column: summary.geometric_mean(seeds[column])  # noqa: E731
+            first = " (a seed met it at its first measurement: at most that many)" if seeds["first"].any() else ""
             steps.append(f"{target.describe()} after {mean('updates'):,.0f} updates ({mean('examples'):,.0f} examples, "
-                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training)" if len(hit) == len(seeds)
-                         else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
+                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training){first}"
+                         if len(hit) == len(seeds) else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
         flag = f" ⚠ {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)}): the grid does not bracket the best η." if b.edge else ""
         rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the targets"
         lines.append(f"**{batch_label(b.batch_size)}**: best η = {b.lr:g} (of {grid_text(b.grid)}{rule}), final training cost "
@@ -397,7 +398,8 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
     if tuned > 1 and names.STEPS in set(runs.metric):
         sections.append(Section("steps_to_target", "Updates to reach each target vs batch size, each at its best η; dots: "
                                                    "seeds; hollow triangles: seeds that had not reached it by that update "
-                                                   "(censored); dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
+                                                   "(censored); hollow squares: a seed met it at its first measurement, so the count is only an "
+                                                   "upper bound; dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
     draw = {
         "convergence": lambda: figures.convergence(runs),
         "convergence_updates": lambda: figures.convergence(runs, x=names.STEPS),

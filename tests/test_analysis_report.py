@@ -142,3 +142,10 @@ def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
     lines = answer(summary.study(runs, target_cost=0.6), None)
     assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
     assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))
+
+
+def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
+    lines = answer(summary.study(runs, target_cost=0.1), None)
+    assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
+    assert "at most" not in lines[1]  # m = 100, at epoch 2
