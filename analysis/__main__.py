@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # files only, no window
 
 from . import figures, summary  # noqa: E402
 from .loader import DEFAULT_URI, AnalysisError, client_for  # noqa: E402
-from .report import choose_runs, write_report  # noqa: E402
+from .report import choose_runs, rules, write_report  # noqa: E402
 from .summary import ACCURACY, COST  # noqa: E402
 
 X_AXES = ["epoch", names.STEPS, names.EXAMPLES, names.TRAIN_TIME]
@@ -57,6 +57,17 @@ def steps_figure(runs, args):
     return figures.steps_to_target(runs, summary.study(runs, args.target_cost, args.target_accuracy))
 
 
+def rule_figure(name: str):
+    """The figure of a scaling rule's section, or one line saying the sweep cannot judge the rule."""
+    def draw(runs, args):
+        judged = rules(runs)
+        found = [section for section in judged.sections() if section.name == name]
+        if not found:
+            raise AnalysisError(f"{name.replace('_', ' ')}: the sweep does not vary m and η (and n) along the rule's lines")
+        return judged.draw(found[0])
+    return draw
+
+
 FIGURES = {
     "convergence": ("cost vs epoch, updates, examples or seconds; panel = batch size, colour = lr",
                     lambda runs, a: figures.convergence(runs, a.metric, a.x)),
@@ -68,6 +79,10 @@ FIGURES = {
                     lambda runs, a: figures.final_vs_lr(runs)),
     "steps-to-target": ("updates to reach a target vs batch size at the best lr, log-log, slope -1 line",
                         steps_figure),
+    "linear-scaling": ("final test accuracy vs batch size along lines of constant lr/m (linear scaling)",
+                       rule_figure("linear_scaling")),
+    "noise-scale": ("final test accuracy vs noise scale g = lr*n/m, a line per training set size (equal noise scale)",
+                    rule_figure("noise_scale")),
 }
 
 

@@ -28,8 +28,8 @@ from matplotlib.patches import Rectangle
 
 from harness import names
 
-from . import summary
-from .summary import ACCURACY, CONFIG, COST, batch_label, batch_sizes
+from . import scaling, summary
+from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
     "epoch": "epoch",
@@ -393,6 +393,10 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     complete = row[row.updates.notna()]
     ax.plot(complete.x, complete.updates, "-", color=blue, lw=1.8, marker="s", ms=6, gid="mean",
             label="geometric mean over seeds")
+    bound = complete[complete.bound]
+    if len(bound):
+        ax.plot(bound.x, bound.updates, "s", color=blue, mfc="white", ms=6, mew=1.5, ls="none", gid="bound",
+                label="a seed met it at its first measurement:\nat most this many updates")
     missed = seeds[seeds.updates.isna()]
     if len(missed):
         ax.plot(missed.x, missed.last_update, "^", color="crimson", mfc="none", ms=8, mew=1.5, gid="censored",
@@ -405,10 +409,11 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         first = complete.iloc[0]
         xs = np.array([row.x.min(), row.x.max()])
         ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
-    fit = summary.critical_batch(complete.x, complete.updates)
+    fitted = complete[~complete.bound]  # a target met at the first measurement gives only an upper bound
+    fit = summary.critical_batch(fitted.x, fitted.updates)
     if fit:
         b_crit, s_min = fit
-        xs = np.geomspace(complete.x.min(), complete.x.max(), 50)  # over the batch sizes fitted, not beyond
+        xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
         ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
     if len(noise):
         ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")
@@ -451,3 +456,128 @@ def save(figure: Figure, stem: Path | str) -> list[Path]:
     figure.savefig(paths[0], dpi=150)
     figure.savefig(paths[1])
     return paths
+
+
+def accuracy_points(ax, frame: pd.DataFrame, x: str, y: str, colour, name: str, seeds: str, scale: float = 1.0) -> None:
+    """One configuration per point along x: the mean over seeds, hollow where the rule breaks
+    (`holds` false), × where a seed diverged; each seed a thin line (`seeds`: a column of
+    {seed: value}, times `scale`)."""
+    for seed in sorted({seed for values in frame[seeds] for seed in values}):
+        ax.plot(frame[x], [scale * values.get(seed, np.nan) for values in frame[seeds]], color=colour, lw=0.7, alpha=0.55,
+                gid="seed")
+    ax.plot(frame[x], frame[y], color=colour, lw=1.6, label=name, gid="mean")
+    for holds, points in frame.groupby("holds"):
+        ax.plot(points[x], points[y], "o", ms=5.5, color=colour, mfc=colour if holds else "white", mew=1.4,
+                ls="none", gid="holds" if holds else "breaks")
+    diverged = frame[frame.diverged > 0]
+    ax.plot(diverged[x], diverged[y].fillna(0), color=colour, **DIVERGED)
+
+
+def batch_size_axis(ax, values) -> None:
+    values = sorted(set(values))
+    ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:g}" for v in values])  # the grid itself
+    ax.minorticks_off()
+    ax.set_xlabel(label("batch_size"))
+
+
+def change_range(changes: pd.Series) -> tuple[float, float]:
+    """(floor, top) in points for the seeds' changes (a column of {seed: change}): a break of tens
+    of points would flatten the changes near 0, so the floor stops a little below −8."""
+    each = 100 * np.array([value for values in changes for value in values.values()], dtype=float)
+    each = each[np.isfinite(each)]
+    return max(each.min(initial=0), -8) - 0.5, max(each.max(initial=0), 100 * scaling.EQUAL) + 0.5
+
+
+def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None:
+    """Changes in points (`change`, per seed `changes`) along x; a mean beyond `floor` sits on it
+    as ▼."""
+    shown = frame.assign(change=100 * frame.change)
+    accuracy_points(ax, shown[shown.change >= floor], x, "change", colour, "", "changes", scale=100)
+    below = shown[shown.change < floor]
+    if len(below):  # an empty unclipped line would still claim the figure's corner in the layout
+        ax.plot(below[x], [floor] * len(below), "v", color=colour, ms=7, clip_on=False, gid="below")
+
+
+def equal_band(ax, floor: float, top: float) -> None:
+    ax.axhspan(-100 * scaling.EQUAL, 100 * scaling.EQUAL, color="0.85", lw=0, zorder=0, gid="equal")
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_ylim(floor - 0.3, top)
+
+
+def rule_handles(colours: dict, name) -> list:
+    return [*(Line2D([], [], color=colour, marker="o", lw=1.6, label=name(level)) for level, colour in colours.items()),
+            Line2D([], [], color="0.2", lw=0.7, alpha=0.55, label="each seed"),
+            Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="not equal (rule broken)"),
+            Rectangle((0, 0), 1, 1, color="0.85", label=f"± {100 * scaling.EQUAL:g} point: equal")]
+
+
+def seeds_title(frame: pd.DataFrame) -> str:
+    seeds = int(frame.seeds.max())
+    return f"thick: mean of {seeds} seed{'s' if seeds != 1 else ''}, thin: each seed"
+
+
+@themed
+def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
+    """Final test accuracy against m along each line of constant η/m (scaling.linear_scaling), on
+    `n` training inputs after `epochs` epochs: left as it is, right as the change from the line's
+    smallest m, seed by seed, where the rule holds while every seed stays inside the grey band
+    (scaling.EQUAL)."""
+    figure = Figure(figsize=(11.5, 4.4), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    ratios = sorted(points.ratio.unique())
+    colour = ordered_colours(ratios)
+    floor, top = change_range(points.changes)
+    for ratio in ratios:
+        line = points[points.ratio == ratio]
+        accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:g}", "by_seed")
+        changes_panel(right, line, "m", colour[ratio], floor)
+    equal_band(right, floor, top)
+    for ax in (left, right):
+        batch_size_axis(ax, points.m)
+    left.set_ylabel(f"final {short_label(TEST_ACCURACY)}")
+    left.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+    right.set_ylabel("change in test accuracy from the\nline's smallest m (points)")
+    handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:g}")
+    n_diverged = int(points.diverged.sum())
+    handles += [diverged_handle(n_diverged)] if n_diverged else []
+    figure.legend(handles=handles, loc="outside right center", title="line of constant η/m")
+    suptitle(figure, f"Linear scaling: test accuracy vs m with η ∝ m (n = {n:,}, {epochs} epochs; {seeds_title(points)})")
+    return figure
+
+
+@themed
+def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Figure:
+    """Final test accuracy against the noise scale g = η·n/m, a column per batch size compared, a
+    colour per training set size n: top as it is, bottom as the change from the largest n at the
+    same m and g, seed by seed (scaling.size_changes); where equal g gives equal test accuracy,
+    every seed stays in the grey band (scaling.EQUAL)."""
+    batches = sorted(changes.m.unique())
+    sizes = sorted(configs.train_size.unique())
+    colour = ordered_colours(sizes)
+    figure = Figure(figsize=(2.9 * len(batches) + 2.2, 6.4), layout="constrained")
+    axes = figure.subplots(2, len(batches), sharex=True, sharey="row", squeeze=False)
+    floor, top = change_range(changes.changes)
+    broken = {(c.m, c.noise_scale) for c in changes.itertuples() if not c.holds}  # where a size parts from the largest
+    for (above, below), m in zip(axes.T, batches):
+        for n in sizes:
+            line = configs[(configs.m == m) & (configs.train_size == n)].sort_values("noise_scale")
+            line = line.assign(holds=[(m, g) not in broken for g in line.noise_scale])
+            accuracy_points(above, line, "noise_scale", "test", colour[n], f"n = {n:,}", "by_seed")
+            changed = changes[(changes.m == m) & (changes.train_size == n)].sort_values("noise_scale")
+            if len(changed):
+                changes_panel(below, changed, "noise_scale", colour[n], floor)
+        equal_band(below, floor, top)
+        above.set_title(f"m = {m:g}")
+        above.set_xscale("log")
+        above.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+        below.set_xlabel("noise scale g = η·n/m")
+    axes[0, 0].set_ylabel(f"final {short_label(TEST_ACCURACY)}")
+    axes[1, 0].set_ylabel(f"change from n = {max(sizes):,}\n(points of test accuracy)")
+    handles = rule_handles(colour, lambda n: f"n = {n:,}")
+    n_diverged = int(configs[configs.m.isin(batches)].diverged.sum())
+    handles += [diverged_handle(n_diverged)] if n_diverged else []
+    figure.legend(handles=handles, loc="outside right center", title="training set size")
+    suptitle(figure, f"Equal noise scale: test accuracy vs g = η·n/m at the same m, for each training set size n "
+                     f"({epochs} epochs; {seeds_title(configs)})")
+    return figure

@@ -1,8 +1,9 @@
 """A sweep's report: a folder with `report.md`, `report.html` and the figures (PNG and PDF) that
 fit the sweep, logged under `report/` on the sweep's parent run to show in the MLflow UI.
 
-The report opens with the answer, computed from the runs: the best η for each batch size with
-its cost and accuracies, what diverged or did not learn, the updates to each target and the
+The report opens with the answer, computed from the runs: where the sweep varies m and η along
+their lines, whether linear scaling and equal noise scale hold (scaling.py); the best η for each
+batch size with its cost and accuracies, what diverged or did not learn, the updates to each target and the
 critical batch size where the sweep measures one, and every best η at the edge of its grid. Then
 the figures, a table per configuration, and the config last. By default it covers the latest
 sweep of the experiment; mixing sweeps is asked for (`all_sweeps`) and then said. The HTML page
@@ -20,12 +21,13 @@ import pandas as pd
 
 from harness import names
 
-from . import figures, summary
+from . import figures, scaling, summary
 from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
 
 QUESTION_KEYS = ["study.question", "question", names.DESCRIPTION]  # params, then tags, of the parent or a run
 SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
+FAR_APART = 0.1  # a gap in test accuracy the report names the learning rates of: a collapse, not a drift
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Section:
     name: str
     caption: str
     files: list[Path] = field(default_factory=list)
+    table: pd.DataFrame | None = None  # the figure's numbers, shown under it
 
 
 def question(runs: pd.DataFrame, parent, experiment) -> str | None:
@@ -162,9 +165,10 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
             seeds = runs[(runs.batch_size == b.batch_size) & (runs.lr == b.lr)]
             hit = seeds.updates.dropna()
             mean = lambda column: summary.geometric_mean(seeds[column])  # noqa: E731
+            first = " (a seed met it at its first measurement: at most that many)" if seeds["first"].any() else ""
             steps.append(f"{target.describe()} after {mean('updates'):,.0f} updates ({mean('examples'):,.0f} examples, "
-                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training)" if len(hit) == len(seeds)
-                         else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
+                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training){first}"
+                         if len(hit) == len(seeds) else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
         flag = f" ⚠ {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)}): the grid does not bracket the best η." if b.edge else ""
         rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the targets"
         lines.append(f"**{batch_label(b.batch_size)}**: best η = {b.lr:g} (of {grid_text(b.grid)}{rule}), final training cost "
@@ -177,16 +181,23 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
                      "epochs).")
         for target, runs in reached.items():
             at_best = summary.at_best(runs, best)
-            x = [summary.batch_size_value(v, n) for v in at_best.batch_size]
-            fit = summary.critical_batch(x, at_best.updates)
-            measured = at_best.updates.notna().sum()
+            fitted = at_best[~at_best.bound]
+            fit = summary.critical_batch([summary.batch_size_value(v, n) for v in fitted.batch_size], fitted.updates)
+            measured = fitted.updates.notna().sum()
+            bound = at_best[at_best.bound]
+            left_out = (f" Left out: {', '.join(batch_label(b) for b in bound.batch_size)}: a seed met it at its first "
+                        "measurement, so the updates there are only an upper bound." if len(bound) else "")
             if fit:
                 lines.append(f"Critical batch size for {target.describe()}: B_crit ≈ {fit[0]:.3g} (fit of S_min(1 + B_crit/m) "
                              f"to the updates of {measured} batch sizes; S_min ≈ {fit[1]:,.0f} updates): below it, doubling m "
-                             "about halves the updates needed; above it, it saves few." + noise_text(found, target, fit[0]))
+                             "about halves the updates needed; above it, it saves few." + left_out
+                             + noise_text(found, target, fit[0]))
             elif measured >= 3:
                 lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
-                             "between the smallest and the largest batch size that reached it.")
+                             "between the smallest and the largest batch size that reached it." + left_out)
+            elif len(bound):
+                lines.append(f"No critical batch size measured for {target.describe()}: fewer than 3 batch sizes reached "
+                             "it after their first measurement." + left_out)
     for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
         found = configs_text(table, outcome)
         if found:
@@ -200,14 +211,175 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
     return lines
 
 
-def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path) -> list[Section]:
-    """The figures that can say something about this sweep, saved under `folder`, with captions."""
+def accuracy_change(value: float) -> str:
+    return f"{100 * value:+.1f} points".replace("-", "−")
+
+
+def sizes_text(sizes) -> str:
+    sizes = [f"{n:,}" for n in sizes]
+    return ", ".join(sizes[:-1]) + f" and {sizes[-1]}" if len(sizes) > 1 else sizes[0]
+
+
+def span(values, fmt=number) -> str:
+    """'a' or 'a–b': the range of `values`."""
+    low, high = min(values), max(values)
+    return fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
+
+
+def seeds_text(changes: dict) -> str:
+    return " and ".join(accuracy_change(changes[seed]).removesuffix(" points") for seed in sorted(changes))
+
+
+def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int) -> str:
+    """The answer for linear scaling: along the line from the best η at the smallest m (by
+    validation accuracy), up to which m the test accuracy stays equal and where it breaks; then
+    over every line."""
+    found = scaling.lines(points)
+    starts = found[found.m == found.m.min()]
+    base = starts.loc[starts.validation.idxmax()]
+    if pd.isna(base.breaks):
+        where = f"up to m = {base.holds_to:g}, the largest on that line"
+    else:
+        what = "a seed diverged" if base.break_diverged else (f"final test accuracy {percent(base.break_test)}, "
+                                                                f"{accuracy_change(base.break_change)}; per seed "
+                                                                f"{seeds_text(base.break_changes)}")
+        where = f"up to m = {base.holds_to:g} and breaks at m = {base.breaks:g} (η = {base.break_lr:g}: {what})"
+    broken = found[found.breaks.notna()]
+    overall = (f"Over all {count(len(found), 'line')} of constant η/m crossing {scaling.MIN_LINE} or more batch sizes "
+               f"(starting at m = {span(found.m, lambda v: f'{v:g}')}): {len(found) - len(broken)} hold to their largest m"
+               + (f", {len(broken)} break, first at m = {span(broken.breaks, lambda v: f'{v:g}')} with η = "
+                  f"{span(broken.break_lr, lambda v: f'{v:g}')}" if len(broken) else "")
+               + f"; where they hold, no seed moves more than {100 * found.held_change.max():.1f} points.")
+    return (f"**Linear scaling** (η ∝ m, Goyal et al. 2017; n = {n:,}, {epochs} epochs): from the best η at m = {base.m:g} "
+            f"by validation accuracy (η = {base.lr:g}, η/m = {base.ratio:g}; final test accuracy {percent(base.test)}), "
+            f"multiplying η by the factor that multiplies m keeps the final test accuracy equal (every seed within "
+            f"{100 * scaling.EQUAL:g} point of its own at m = {base.m:g}) {where}. {overall}")
+
+
+def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: int) -> str:
+    """The answer for equal noise scale: in how many comparisons across training set sizes (same
+    m, same g) the test accuracy is equal, at which g; how far apart they are elsewhere, which
+    size is ahead, and the η of the far-apart ones; the best g of each size."""
+    sizes = sorted(configs.train_size.unique())
+    equal, apart = comparisons[comparisons.holds], comparisons[~comparisons.holds]
+    if len(equal):
+        top = equal.iloc[-1]
+        held = (f"in {len(equal)} of the {len(comparisons)} comparisons, at g = {span(equal.noise_scale)} (the largest: "
+                f"g = {number(top.noise_scale)} at m = {top.m:g})")
+    else:
+        held = f"in none of the {len(comparisons)} comparisons"
+    lines = [f"**Equal noise scale** (g = η·n/m, Smith & Le 2018; {epochs} epochs): at the same m and the same g, "
+             f"training sets of n = {sizes_text(sizes)} inputs reach equal final test accuracy (every seed within "
+             f"{100 * scaling.EQUAL:g} point) {held}."]
+    if len(apart):
+        low, mid, high = 100 * apart.gap.quantile([0.25, 0.5, 0.75])
+        ahead = int((apart.highest.map(lambda c: c.train_size) == max(sizes)).sum())
+        widest = apart.loc[apart.gap.idxmax()]
+        far = apart[apart.gap > FAR_APART]
+        lines.append(f"Where they part ({count(len(apart), 'comparison')}), the mean test accuracies are {mid:.1f} points "
+                     f"apart at the median (middle half {low:.1f}–{high:.1f}), n = {max(sizes):,} ahead in {ahead}; at "
+                     f"most {100 * widest.gap:.1f} (g = {number(widest.noise_scale)}, m = {widest.m:g}: "
+                     f"{percent(widest.lowest.test)} on n = {widest.lowest.train_size:,} at η = {widest.lowest.lr:g} "
+                     f"against {percent(widest.highest.test)} on n = {widest.highest.train_size:,} at "
+                     f"η = {widest.highest.lr:g}).")
+        if len(far):
+            lines.append(f"Of the {count(len(far), 'gap')} over {100 * FAR_APART:g} points, the lower configuration has "
+                         f"η = {span(far.lowest.map(lambda c: c.lr), lambda v: f'{v:g}')} on n = "
+                         f"{span(far.lowest.map(lambda c: c.train_size), lambda v: f'{v:,}')}.")
+    best = scaling.best_noise_scale(configs)
+    optimum = "; ".join(f"g = {number(b.noise_scale)} on n = {b.train_size:,} (m = {b.m:g}, η = {b.lr:g}: final test "
+                        f"accuracy {percent(b.test)})" for b in best.itertuples())
+    lines.append(f"Best g by validation accuracy: {optimum} (Smith & Le expect the same best g for every n).")
+    return " ".join(lines)
+
+
+def linear_scaling_table(points: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for line in scaling.lines(points).itertuples():
+        broken = "—" if pd.isna(line.breaks) else (f"m = {line.breaks:g}, η = {line.break_lr:g}: "
+                                                   + ("a seed diverged" if line.break_diverged else
+                                                      f"{percent(line.break_test)} ({accuracy_change(line.break_change)}; "
+                                                      f"per seed {seeds_text(line.break_changes)})"))
+        rows.append({"η/m": f"{line.ratio:g}", "from": f"m = {line.m:g}, η = {line.lr:g}",
+                     "final test accuracy there": percent(line.test), "equal up to": f"m = {line.holds_to:g}",
+                     "breaks at (final test accuracy)": broken, "largest m": f"{line.largest_m:g}"})
+    return pd.DataFrame(rows)
+
+
+def noise_scale_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for c in comparisons.itertuples():
+        rows.append({"g": number(c.noise_scale), "m": f"{c.m:g}", "n compared": sizes_text(c.sizes),
+                     "lowest final test accuracy": f"{percent(c.lowest.test)} (n = {c.lowest.train_size:,}, η = {c.lowest.lr:g})",
+                     "highest": f"{percent(c.highest.test)} (n = {c.highest.train_size:,}, η = {c.highest.lr:g})",
+                     "equal": "yes" if c.holds else "no" if c.learned else "no; did not learn on every seed"})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Rules:
+    """The scaling rules a sweep can judge (scaling.py): empty frames where it cannot."""
+    configs: pd.DataFrame
+    linear: pd.DataFrame  # scaling.linear_scaling
+    noise: pd.DataFrame  # scaling.noise_scale
+    epochs: int
+
+    def answer(self) -> list[str]:
+        lines = []
+        if len(self.linear):
+            lines.append(linear_scaling_text(self.linear, int(self.configs.train_size.max()), self.epochs))
+        if len(self.noise):
+            lines.append(noise_scale_text(self.configs, self.noise, self.epochs))
+        return lines
+
+    def sections(self) -> list[Section]:
+        found = []
+        if len(self.linear):
+            found.append(Section("linear_scaling", "Linear scaling (Goyal et al. 2017): final test accuracy vs mini-batch "
+                                                   "size m along each line of constant η/m, on the largest training set; "
+                                                   "left as measured, right as the change from the line's smallest m "
+                                                   "seed by seed (grey: within one point). Thick: mean over seeds; thin: "
+                                                   "each seed, which starts from the same weights at every m and η. Only "
+                                                   "lines whose smallest m learned on every seed. Hollow: not equal to the "
+                                                   "line's smallest m.",
+                                 table=linear_scaling_table(self.linear)))
+        if len(self.noise):
+            found.append(Section("noise_scale", "Equal noise scale (Smith & Le 2018): final test accuracy vs g = η·n/m, a "
+                                                "column per mini-batch size, a colour per training set size n; top as "
+                                                "measured, bottom as the change from the largest n at the same m and g, "
+                                                "seed by seed (grey: within one point). Thick: mean over seeds; thin: each "
+                                                "seed, which starts from the same weights on every n. Hollow: not equal to "
+                                                "the largest n.",
+                                 table=noise_scale_table(self.noise)))
+        return found
+
+    def draw(self, section: Section):
+        """The figure of one of `sections`."""
+        if section.name == "linear_scaling":
+            return figures.linear_scaling(self.linear, int(self.configs.train_size.max()), self.epochs)
+        return figures.noise_scale(self.configs, scaling.size_changes(self.configs, self.noise), self.epochs)
+
+
+def rules(runs: pd.DataFrame) -> Rules:
+    """What the sweep's runs say about the scaling rules: configurations of every training set
+    size, the lines of constant η/m and the comparisons at equal g that exist in them (none
+    without test and validation accuracies)."""
+    if not {ACCURACY, TEST_ACCURACY} <= set(runs.metric):
+        return Rules(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0)
+    configs = scaling.configurations(summary.finals(runs), summary.train_sizes(runs))
+    return Rules(configs, scaling.linear_scaling(configs), scaling.noise_scale(configs), int(runs.epochs.max()))
+
+
+def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rules) -> list[Section]:
+    """The figures that can say something about this sweep, saved under `folder`, with captions:
+    first those of the scaling rules it `judged`, then those of `found`, the study of `runs`."""
     table, best = found.table, found.best
     batches = batch_sizes(table.batch_size)
     lrs_per_m = table.groupby("batch_size").lr.nunique()
     tuned = best.lr.notna().sum()
     style = "dotted: a configuration that did not learn; × a diverged run's last finite point"
-    sections = [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
+    sections = judged.sections()
+    sections += [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
                                        f"(dark = small); {style}.")]
     if names.by_update(COST) in set(runs.metric):
         sections.append(Section("convergence_updates", "Training cost vs updates, at the scheduled evaluations "
@@ -226,7 +398,8 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path) -> list[Sec
     if tuned > 1 and names.STEPS in set(runs.metric):
         sections.append(Section("steps_to_target", "Updates to reach each target vs batch size, each at its best η; dots: "
                                                    "seeds; hollow triangles: seeds that had not reached it by that update "
-                                                   "(censored); dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
+                                                   "(censored); hollow squares: a seed met it at its first measurement, so the count is only an "
+                                                   "upper bound; dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
     draw = {
         "convergence": lambda: figures.convergence(runs),
         "convergence_updates": lambda: figures.convergence(runs, x=names.STEPS),
@@ -236,7 +409,8 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path) -> list[Sec
         "steps_to_target": lambda: figures.steps_to_target(runs, found),
     }
     for section in sections:
-        section.files = figures.save(draw[section.name](), folder / "figures" / section.name)
+        figure = draw[section.name]() if section.name in draw else judged.draw(section)
+        section.files = figures.save(figure, folder / "figures" / section.name)
     return sections
 
 
@@ -284,6 +458,8 @@ class Report:
         for i, section in enumerate(self.sections, 1):
             png, pdf = (f.relative_to(folder).as_posix() for f in section.files)
             lines += [f"![{section.name}]({png})", "", f"*Figure {i}.* {section.caption} ([PDF]({pdf}))", ""]
+            if section.table is not None:
+                lines += [markdown_table(section.table), ""]
         lines += ["## Every configuration", "", markdown_table(self.table), ""]
         lines += ["## Config", "", "Swept:", "", markdown_table(self.varied), "", "Shared by every run:", "",
                   markdown_table(self.shared), ""]
@@ -304,6 +480,8 @@ class Report:
             data = base64.b64encode(png.read_bytes()).decode("ascii")
             parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(section.name)}"><figcaption>'
                          f'<i>Figure {i}.</i> {e(section.caption)} (PDF: figures/{e(png.stem)}.pdf)</figcaption></figure>')
+            if section.table is not None:
+                parts.append(table(section.table))
         parts += ["<h2>Every configuration</h2>", table(self.table), "<h2>Config</h2>", "<p>Swept:</p>", table(self.varied),
                   "<p>Shared by every run:</p>", table(self.shared)]
         if self.overrides:
@@ -314,6 +492,16 @@ class Report:
                  "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}figure{margin:2em 0}")
         return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{e(self.title)}</title>"
                 f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def largest_training_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """(the runs on the largest training set, the training set sizes n of all runs): a sweep that
+    varies n is reported per batch size and η on one n, as the same (m, η) on another n is
+    another configuration, not another seed."""
+    if names.EXAMPLES not in set(runs.metric):
+        return runs, []
+    sizes = summary.train_sizes(runs).dropna()
+    return runs[runs.run_id.isin(sizes.index[sizes == sizes.max()])], sorted(int(n) for n in sizes.unique())
 
 
 def choose_runs(client, experiment: str, tracking_uri: str, sweep: str | None, all_sweeps: bool):
@@ -347,21 +535,26 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     if runs.empty:
         raise AnalysisError(f"{scope}: no FINISHED runs to report")
     excluded = loaded[loaded.status != "FINISHED"].drop_duplicates("run_id")
-    found = summary.study(runs, target_cost, target_accuracy)
+    judged = rules(runs)
+    one_size, sizes = largest_training_set(runs)
+    found = summary.study(one_size, target_cost, target_accuracy)
     table = found.table
-    n = summary.full_batch_size(runs)
+    n = summary.full_batch_size(one_size)
     seeds = table.groupby(CONFIG).seed.nunique()
-    scope = (f"{count(len(table), 'run')} from {scope}; {seeds.min()}" + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "")
-             + " seeds per configuration" + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}"
+    scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds.min()}"
+             + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "") + " seeds per configuration" + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}"
                                              if len(excluded) else "") + ".")
+    if len(sizes) > 1:
+        scope += (f" The runs train on {sizes_text(sizes)} inputs: equal noise scale is judged on all of them, everything "
+                  f"else on the {count(len(table), 'run')} with the most, n = {sizes[-1]:,}.")
     folder = Path(out or Path("reports") / (experiment + (f"-{parent.info.run_id[:8]}" if parent else "")))
     folder.mkdir(parents=True, exist_ok=True)
     varied, shared = config_tables(runs)
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, answer=answer(found, n), targets=found.targets,
-        sections=draw_all(runs, found, folder),
+        scope=scope, answer=judged.answer() + answer(found, n), targets=found.targets,
+        sections=draw_all(one_size, found, folder, judged),
         table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
         source=[("experiment", experiment), ("tracking URI", tracking_uri)]
         + ([("sweep (parent run)", parent.info.run_id)] if parent else []),

@@ -257,14 +257,16 @@ def measured(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 def to_target(runs: pd.DataFrame, target: Target) -> pd.DataFrame:
     """One row per run: `updates`, the first measured update count at or past the target (NaN if
     never, or if the run diverged), `last_update`, its last measured one (where an unreached run
-    is censored), and the `examples`, `epochs` and seconds of training (`train_time`, at the
-    run's mean time per update) those updates amount to."""
+    is censored), `first`, whether it met the target at its first measured point after the
+    untrained network (then `updates` is only an upper bound), and the `examples`, `epochs` and
+    seconds of training (`train_time`, at the run's mean time per update) those updates amount to."""
     points = measured(runs, target.metric)
     rows = []
     for run_id, run in points.groupby("run_id"):
         met = target.met(run.value)
-        rows.append((run_id, float(run.updates.to_numpy()[met.argmax()]) if met.any() else np.nan, float(run.updates.max())))
-    reached = pd.DataFrame(rows, columns=["run_id", "updates", "last_update"])
+        updates = float(run.updates.to_numpy()[met.argmax()]) if met.any() else np.nan
+        rows.append((run_id, updates, float(run.updates.max()), updates == run.updates[run.updates > 0].min()))
+    reached = pd.DataFrame(rows, columns=["run_id", "updates", "last_update", "first"])
     table = runs[RUN].drop_duplicates("run_id").merge(reached, on="run_id")
     table.loc[table.diverged, "updates"] = np.nan
     rates = per_epoch(runs, [names.STEPS, names.EXAMPLES, names.TRAIN_TIME])
@@ -279,14 +281,15 @@ def to_target(runs: pd.DataFrame, target: Target) -> pd.DataFrame:
 def at_best(reached: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     """Per batch size with a best η: `updates`, the geometric mean over the seeds of its best
     configuration when every seed reached the target (else NaN), how many `reached` of `seeds`,
-    and `censored`, the last update measured by a seed that did not reach it."""
+    `censored`, the last update measured by a seed that did not reach it, and `bound`, whether a
+    seed met it at its first measured point (so `updates` is only an upper bound)."""
     rows = []
     for b in best[best.lr.notna()].itertuples():
         seeds = reached[(reached.batch_size == b.batch_size) & (reached.lr == b.lr)]
         hit = seeds.updates.notna()
         rows.append((b.batch_size, b.lr, geometric_mean(seeds.updates) if hit.all() else np.nan, int(hit.sum()),
-                     len(seeds), seeds.last_update[~hit].min() if (~hit).any() else np.nan))
-    return pd.DataFrame(rows, columns=["batch_size", "lr", "updates", "reached", "seeds", "censored"])
+                     len(seeds), seeds.last_update[~hit].min() if (~hit).any() else np.nan, bool(seeds["first"].any())))
+    return pd.DataFrame(rows, columns=["batch_size", "lr", "updates", "reached", "seeds", "censored", "bound"])
 
 
 def critical_batch(sizes, updates) -> tuple[float, float] | None:
@@ -347,6 +350,19 @@ def full_batch_size(runs: pd.DataFrame) -> int | None:
     curves = per_epoch(full, [names.EXAMPLES, names.STEPS])
     stepped = curves[curves.steps > 0]
     return int(round(stepped.examples.iloc[0] / stepped.steps.iloc[0])) if len(stepped) else None
+
+
+def train_sizes(runs: pd.DataFrame) -> pd.Series:
+    """n, the number of training inputs of each run (indexed by run_id): the examples it saw in
+    its first epoch; a run that diverged in its first epoch, which recorded none, gets the size of
+    the runs with its data settings (the `data.*` params)."""
+    curves = per_epoch(runs, [names.EXAMPLES])
+    info = runs.drop_duplicates("run_id").set_index("run_id")
+    info["train_size"] = curves[curves.epoch == 1].set_index("run_id")[names.EXAMPLES]
+    data = [column for column in info if column.startswith("data.")]
+    if data:
+        info["train_size"] = info.groupby(data, dropna=False).train_size.transform("max")
+    return info.train_size.round().astype("Int64")
 
 
 def batch_size_value(batch_size, n: int | None) -> float:

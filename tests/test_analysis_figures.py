@@ -196,3 +196,11 @@ def test_cost_axis_spans_the_runs_not_a_wide_confidence_band():
     observed = two_seeds[cost].value
     low, high = figure.axes[0].get_ylim()
     assert observed.min() / 2 < low <= observed.min() and observed.max() <= high < observed.max() * 2
+
+
+def test_steps_to_target_draws_a_count_met_at_the_first_measurement_hollow_as_an_upper_bound(runs):
+    # cost 0.45 takes a rate of 0.105 per epoch: m = 10 at η = 1 and full batch at η = 10 (rate 0.2)
+    # meet it at epoch 1, their first measurement; m = 100 at η = 1 (rate 0.063) at epoch 2
+    ax = figures.steps_to_target(runs, summary.study(runs, target_cost=0.45)).axes[0]
+    (bound,) = lines(ax, "bound")
+    assert list(bound.get_xdata()) == [10, N]

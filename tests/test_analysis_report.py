@@ -126,6 +126,7 @@ def test_report_is_logged_on_the_sweeps_parent_run(sweep, report):
     (["report", "--experiment", "nope"], "error: experiment 'nope' not found"),
     (["convergence", "--experiment", "study", "--metric", "nope"], "error: metric 'nope' not tracked"),
     (["steps-to-target", "--experiment", "study", "--target-accuracy", "2"], "error: target accuracy: 2.0 must be a fraction"),
+    (["linear-scaling", "--experiment", "study"], "error: linear scaling: the sweep does not vary m and η"),
 ])
 def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as stop:
@@ -141,3 +142,10 @@ def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
     lines = answer(summary.study(runs, target_cost=0.6), None)
     assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
     assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))
+
+
+def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
+    lines = answer(summary.study(runs, target_cost=0.1), None)
+    assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
+    assert "at most" not in lines[1]  # m = 100, at epoch 2

@@ -11,19 +11,25 @@ from analysis import summary
 UPDATES_PER_EPOCH = 10
 
 
-def run_rows(batch_size, lr, seed, costs, accuracies=None, scheduled=None, diverged=False, target_cost=None):
-    """One run in the loader's layout: per-epoch costs (and validation accuracies), 10 updates
-    per epoch, and `scheduled` {metric: [(update, value), ...]} evaluations between epochs."""
-    run = {"run_id": f"{batch_size}-{lr}-{seed}", "run_name": "", "status": "FINISHED", "diverged": diverged,
+def run_rows(batch_size, lr, seed, costs, accuracies=None, scheduled=None, diverged=False, target_cost=None,
+             test_accuracies=None, train_size=100):
+    """One run in the loader's layout: per-epoch costs (and validation and test accuracies), 10
+    updates per epoch over `train_size` training inputs, and `scheduled` {metric: [(update,
+    value), ...]} evaluations between epochs."""
+    run = {"run_id": f"{batch_size}-{lr}-{seed}" + (f"-{train_size}" if train_size != 100 else ""), "run_name": "",
+           "status": "FINISHED", "diverged": diverged,
            "diverged_epoch": len(costs) if diverged else None, "parent_run_id": "sweep", "lr": lr,
            "batch_size": batch_size, "seed": seed, "epochs": len(costs) - 1}
     if target_cost is not None:
         run["study.target_cost"] = str(target_cost)
     rows = []
     for epoch, cost in enumerate(costs):
-        values = {"train_cost": cost, "steps": UPDATES_PER_EPOCH * epoch, "examples": 100 * epoch, "train_time": 0.5 * epoch}
+        values = {"train_cost": cost, "steps": UPDATES_PER_EPOCH * epoch, "examples": train_size * epoch,
+                  "train_time": 0.5 * epoch}
         if accuracies is not None:
             values["validation_accuracy"] = accuracies[epoch]
+        if test_accuracies is not None:
+            values["test_accuracy"] = test_accuracies[epoch]
         rows += [{**run, "metric": k, "step": epoch, "value": v} for k, v in values.items()]
     for metric, points in (scheduled or {}).items():
         rows += [{**run, "metric": metric, "step": step, "value": v} for step, v in points]
@@ -176,3 +182,11 @@ def test_noise_scale_is_read_between_half_the_updates_to_the_target_and_reaching
     runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01], scheduled=noisy))
     found = summary.study(runs, target_cost=0.1)
     assert found.noise_scales[found.targets[0]].tolist() == [50.0]
+
+
+def test_a_target_met_at_the_first_measurement_is_only_an_upper_bound():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
+    found = summary.study(runs, target_cost=0.1)
+    reached = found.reached[found.targets[0]]
+    assert reached.set_index("batch_size")["first"].to_dict() == {10: True, 100: False}
+    assert summary.at_best(reached, found.best).set_index("batch_size").bound.to_dict() == {10: True, 100: False}
