@@ -33,7 +33,7 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 CURVES = names.CURVES
 PARENT_TAG = names.PARENT_RUN_ID
 TYPES = {"lr": float, "seed": int, "epochs": int}  # other params stay strings; batch_size below
-RUN_COLUMNS = ["run_id", "run_name", "status", "diverged", "diverged_epoch", "parent_run_id"]
+RUN_COLUMNS = ["run_id", "run_name", "status", "diverged", "diverged_epoch", "test_size", "parent_run_id"]
 
 
 def readers(tracking_uri: str) -> int:
@@ -109,14 +109,23 @@ def training_runs(client: mlflow.MlflowClient, experiment: str, sweep: str | Non
     return runs
 
 
+def test_size(run) -> int | None:
+    """The number of test inputs the run was evaluated on, from the profile of its dataset input
+    (tracking.Recorder.log_inputs); None for a run logged without one."""
+    inputs = run.inputs.dataset_inputs if run.inputs else []
+    if not inputs:
+        return None
+    return json.loads(inputs[0].dataset.profile or "{}").get(names.TEST_SIZE)
+
+
 def run_columns(run) -> dict:
-    """One run's row: identity, status and params, typed."""
+    """One run's row: identity, status, test set size and params, typed."""
     tags, params = run.data.tags, run.data.params
     row = {
         "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
         "diverged": tags.get(names.STATUS) == names.DIVERGED,
         "diverged_epoch": int(tags[names.DIVERGED_EPOCH]) if names.DIVERGED_EPOCH in tags else None,
-        "parent_run_id": tags.get(PARENT_TAG),
+        "test_size": test_size(run), "parent_run_id": tags.get(PARENT_TAG),
     }
     for name, value in params.items():
         row[name] = parse_batch_size(value) if name == "batch_size" else TYPES.get(name, str)(value)
@@ -166,8 +175,7 @@ def long_form(tables: list[pa.Table], points: list[tuple]) -> pd.DataFrame:
 def tidy(runs: list, points: pd.DataFrame) -> pd.DataFrame:
     """Metric points joined with each run's typed columns; params after the run's identity."""
     info = pd.DataFrame([run_columns(run) for run in runs])
-    info["diverged_epoch"] = info["diverged_epoch"].astype("Int64")
-    for name in ("seed", "epochs"):
+    for name in ("diverged_epoch", "test_size", "seed", "epochs"):
         if name in info:
             info[name] = info[name].astype("Int64")
     params = [c for c in ("lr", "batch_size", "seed", "epochs") if c in info]
@@ -179,8 +187,9 @@ def tidy(runs: list, points: pd.DataFrame) -> pd.DataFrame:
 
 def load_runs(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | None = None,
               run_ids: list[str] | None = None) -> pd.DataFrame:
-    """Columns: run_id, run_name, status (MLflow's), diverged, diverged_epoch, parent_run_id, the
-    params (lr float, batch_size int or "full", seed and epochs int, others str), metric, step, value.
+    """Columns: run_id, run_name, status (MLflow's), diverged, diverged_epoch, test_size (the test
+    inputs of the run's dataset input; NA without one), parent_run_id, the params (lr float,
+    batch_size int or "full", seed and epochs int, others str), metric, step, value.
 
     `sweep` is the run id of a sweep's parent run: only its child runs are read; `run_ids`: only these.
     """

@@ -49,6 +49,10 @@ CONFIG_FILE = "config.yaml"
 CURVES = "curves.parquet"  # the per-epoch metrics as one table, one column per metric plus `epoch`
 WEIGHTS = "weights.npz"
 
+# keys of the profile (JSON) of a run's dataset input: the sizes of its splits and of its layers
+TRAIN_SIZE, VALIDATION_SIZE, TEST_SIZE = "train", "validation", "test"
+INPUTS, OUTPUTS = "inputs", "outputs"
+
 # config keys that choose where or how a job runs, or describe it, not what it computes: left out
 # of the config hash (so a study matches across stores and machines) and of run names
 EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "progress", "dry_run", "study", "data.root", "data.download")

@@ -119,8 +119,9 @@ class Recorder:
         # the entity itself: mlflow.data.from_numpy would profile the arrays of every run again
         entity = Dataset(name=dataset.name, digest=dataset.digest()[:32], source_type="code",  # MLflow keeps 36 characters
                        source=json.dumps({"harness.data": dataset.name}),
-                       profile=json.dumps({"train": len(dataset.train), "validation": len(dataset.validation),
-                                           "test": len(dataset.test), "inputs": dataset.n_in, "outputs": dataset.n_out}))
+                       profile=json.dumps({names.TRAIN_SIZE: len(dataset.train), names.VALIDATION_SIZE: len(dataset.validation),
+                                           names.TEST_SIZE: len(dataset.test), names.INPUTS: dataset.n_in,
+                                           names.OUTPUTS: dataset.n_out}))
         inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", "training")])]
         try:
             self.client.log_inputs(self.run_id, inputs)

@@ -1,9 +1,11 @@
 """The loader reads back, from a real MLflow store, exactly the sweep a test logged into it."""
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from test_analysis_figures import synthetic_runs
 
 from analysis.loader import CURVES, AnalysisError, load_runs, require_metric
@@ -77,6 +79,19 @@ def test_loader_reads_metrics_missing_from_the_curves_table_from_their_history(t
     loaded = load_runs("study", uri, sweep=parent)
     loaded["run_id"] = loaded.run_name
     pd.testing.assert_frame_equal(points(loaded), points(with_batch_cost))
+
+
+def test_loader_reads_the_test_set_size_from_the_dataset_input(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = log_sweep(uri, synthetic_runs().query("run_id in ['10-1.0-0', '10-1.0-1']"))
+    client = mlflow.MlflowClient(uri)
+    logged = client.search_runs([client.get_experiment_by_name("study").experiment_id], "attributes.run_name = '10-1.0-0'")
+    # as tracking.Recorder.log_inputs records the data of a run; the other run has no dataset input
+    digits = Dataset(name="digits", digest="0" * 32, source_type="code", source="{}",
+                     profile=json.dumps({"train": 1297, "validation": 250, "test": 250, "inputs": 64, "outputs": 10}))
+    client.log_inputs(logged[0].info.run_id, [DatasetInput(digits, [InputTag("mlflow.data.context", "training")])])
+    sizes = load_runs("study", uri, sweep=parent).drop_duplicates("run_id").set_index("run_name").test_size
+    assert sizes["10-1.0-0"] == 250 and pd.isna(sizes["10-1.0-1"])
 
 
 def test_loader_reads_one_sweep_or_the_whole_experiment(store):
