@@ -28,7 +28,7 @@ from matplotlib.patches import Rectangle
 
 from harness import names
 
-from . import scaling, summary
+from . import summary
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
@@ -481,12 +481,14 @@ def batch_size_axis(ax, values) -> None:
     ax.set_xlabel(label("batch_size"))
 
 
-def change_range(changes: pd.Series) -> tuple[float, float]:
-    """(floor, top) in points for the seeds' changes (a column of {seed: change}): a break of tens
-    of points would flatten the changes near 0, so the floor stops a little below −8."""
+def change_range(changes: pd.Series, tolerances: pd.Series) -> tuple[float, float]:
+    """(floor, top) in points for the seeds' changes (a column of {seed: change}) and the
+    `tolerances` they are judged by: a break of tens of points would flatten the changes near 0,
+    so the floor stops a little below −8, or below the largest tolerance."""
     each = 100 * np.array([value for values in changes for value in values.values()], dtype=float)
     each = each[np.isfinite(each)]
-    return max(each.min(initial=0), -8) - 0.5, max(each.max(initial=0), 100 * scaling.EQUAL) + 0.5
+    widest = 100 * tolerances.max()
+    return min(max(each.min(initial=0), -8), -widest) - 0.5, max(each.max(initial=0), widest) + 0.5
 
 
 def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None:
@@ -499,17 +501,17 @@ def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None
         ax.plot(below[x], [floor] * len(below), "v", color=colour, ms=7, clip_on=False, gid="below")
 
 
-def equal_band(ax, floor: float, top: float) -> None:
-    ax.axhspan(-100 * scaling.EQUAL, 100 * scaling.EQUAL, color="0.85", lw=0, zorder=0, gid="equal")
+def change_axis(ax, floor: float, top: float) -> None:
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_ylim(floor - 0.3, top)
 
 
-def rule_handles(colours: dict, name) -> list:
+def rule_handles(colours: dict, name, tolerance) -> list:
+    """The legend of a rule's figure: a handle per line, then the seeds, a broken point and the
+    `tolerance` it is judged by."""
     return [*(Line2D([], [], color=colour, marker="o", lw=1.6, label=name(level)) for level, colour in colours.items()),
             Line2D([], [], color="0.2", lw=0.7, alpha=0.55, label="each seed"),
-            Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="not equal (rule broken)"),
-            Rectangle((0, 0), 1, 1, color="0.85", label=f"± {100 * scaling.EQUAL:g} point: equal")]
+            Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="rule broken"), tolerance]
 
 
 def seeds_title(frame: pd.DataFrame) -> str:
@@ -521,24 +523,27 @@ def seeds_title(frame: pd.DataFrame) -> str:
 def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     """Final test accuracy against m along each line of constant η/m (scaling.linear_scaling), on
     `n` training inputs after `epochs` epochs: left as it is, right as the change from the line's
-    smallest m, seed by seed, where the rule holds while every seed stays inside the grey band
-    (scaling.EQUAL)."""
+    smallest m, seed by seed, where the rule holds while no seed falls below the line's tolerance
+    (scaling.tolerance), dashed in its colour."""
     figure = Figure(figsize=(11.5, 4.4), layout="constrained")
     left, right = figure.subplots(1, 2)
     ratios = sorted(points.ratio.unique())
     colour = ordered_colours(ratios)
-    floor, top = change_range(points.changes)
+    floor, top = change_range(points.changes, points.tolerance)
     for ratio in ratios:
         line = points[points.ratio == ratio]
         accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:g}", "by_seed")
         changes_panel(right, line, "m", colour[ratio], floor)
-    equal_band(right, floor, top)
+        right.hlines(-100 * line.tolerance.iloc[0], line.m.min(), line.m.max(), color=colour[ratio], ls="--", lw=1,
+                     gid="tolerance")
+    change_axis(right, floor, top)
     for ax in (left, right):
         batch_size_axis(ax, points.m)
     left.set_ylabel(f"final {short_label(TEST_ACCURACY)}")
     left.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
     right.set_ylabel("change in test accuracy from the\nline's smallest m (points)")
-    handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:g}")
+    tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="tolerance: a seed below it breaks")
+    handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:g}", tolerance)
     n_diverged = int(points.diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []
     figure.legend(handles=handles, loc="outside right center", title="line of constant η/m")
@@ -551,13 +556,13 @@ def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Fi
     """Final test accuracy against the noise scale g = η·n/m, a column per batch size compared, a
     colour per training set size n: top as it is, bottom as the change from the largest n at the
     same m and g, seed by seed (scaling.size_changes); where equal g gives equal test accuracy,
-    every seed stays in the grey band (scaling.EQUAL)."""
+    every seed stays in the grey band, the tolerance at each g (scaling.tolerance)."""
     batches = sorted(changes.m.unique())
     sizes = sorted(configs.train_size.unique())
     colour = ordered_colours(sizes)
     figure = Figure(figsize=(2.9 * len(batches) + 2.2, 6.4), layout="constrained")
     axes = figure.subplots(2, len(batches), sharex=True, sharey="row", squeeze=False)
-    floor, top = change_range(changes.changes)
+    floor, top = change_range(changes.changes, changes.tolerance)
     broken = {(c.m, c.noise_scale) for c in changes.itertuples() if not c.holds}  # where a size parts from the largest
     for (above, below), m in zip(axes.T, batches):
         for n in sizes:
@@ -567,14 +572,18 @@ def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Fi
             changed = changes[(changes.m == m) & (changes.train_size == n)].sort_values("noise_scale")
             if len(changed):
                 changes_panel(below, changed, "noise_scale", colour[n], floor)
-        equal_band(below, floor, top)
+        band = changes[changes.m == m].drop_duplicates("noise_scale").sort_values("noise_scale")
+        below.fill_between(band.noise_scale, -100 * band.tolerance, 100 * band.tolerance, color="0.85", lw=0, zorder=0,
+                           gid="equal")
+        change_axis(below, floor, top)
         above.set_title(f"m = {m:g}")
         above.set_xscale("log")
         above.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
         below.set_xlabel("noise scale g = η·n/m")
     axes[0, 0].set_ylabel(f"final {short_label(TEST_ACCURACY)}")
     axes[1, 0].set_ylabel(f"change from n = {max(sizes):,}\n(points of test accuracy)")
-    handles = rule_handles(colour, lambda n: f"n = {n:,}")
+    equal_handle = Rectangle((0, 0), 1, 1, color="0.85", label="± tolerance: equal")
+    handles = rule_handles(colour, lambda n: f"n = {n:,}", equal_handle)
     n_diverged = int(configs[configs.m.isin(batches)].diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []
     figure.legend(handles=handles, loc="outside right center", title="training set size")

@@ -1,10 +1,11 @@
 """A sweep's report: a folder with `report.md`, `report.html` and the figures (PNG and PDF) that
 fit the sweep, logged under `report/` on the sweep's parent run to show in the MLflow UI.
 
-The report opens with the answer, computed from the runs: where the sweep varies m and η along
-their lines, whether linear scaling and equal noise scale hold (scaling.py); the best η for each
-batch size with its cost and accuracies, what diverged or did not learn, the updates to each target and the
-critical batch size where the sweep measures one, and every best η at the edge of its grid. Then
+The report opens with the answer, computed from the runs: the best η for each batch size with its
+cost and accuracies, what diverged or did not learn, the updates to each target and the critical
+batch size where the sweep measures one, and every best η at the edge of its grid; then, where
+the sweep varies m and η along their lines, whether linear scaling and equal noise scale hold
+(scaling.py), each with the tolerance its test set allows. Then
 the figures, a table per configuration, and the config last. By default it covers the latest
 sweep of the experiment; mixing sweeps is asked for (`all_sweeps`) and then said. The HTML page
 embeds its images, so it renders alone, in a browser or in MLflow's artifact view.
@@ -230,10 +231,22 @@ def seeds_text(changes: dict) -> str:
     return " and ".join(accuracy_change(changes[seed]).removesuffix(" points") for seed in sorted(changes))
 
 
+def tolerance_text(tolerances: pd.Series, accuracies: pd.Series, test_sizes: pd.Series) -> str:
+    """How far a seed's test accuracy may move before a rule calls it a change, and why: the
+    `tolerances` of comparisons (scaling.tolerance) whose references reach test accuracies
+    `accuracies` on `test_sizes` test inputs."""
+    amount = span(100 * tolerances, lambda v: f"{v:.1f}") + " points"
+    if test_sizes.isna().all():
+        return f"{amount}, fixed, as the runs record no test set size"
+    return (f"{amount}: {scaling.STANDARD_ERRORS} standard errors of a difference of two test accuracies near "
+            f"{span(accuracies, percent)} on {span(test_sizes.dropna(), lambda v: f'{v:,.0f}')} test inputs, "
+            f"and at least {100 * scaling.MIN_EQUAL:g} point")
+
+
 def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int) -> str:
     """The answer for linear scaling: along the line from the best η at the smallest m (by
-    validation accuracy), up to which m the test accuracy stays equal and where it breaks; then
-    over every line."""
+    validation accuracy), up to which m the test accuracy is kept and where it breaks; then over
+    every line."""
     found = scaling.lines(points)
     starts = found[found.m == found.m.min()]
     base = starts.loc[starts.validation.idxmax()]
@@ -249,11 +262,13 @@ def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int) -> str:
                f"(starting at m = {span(found.m, lambda v: f'{v:g}')}): {len(found) - len(broken)} hold to their largest m"
                + (f", {len(broken)} break, first at m = {span(broken.breaks, lambda v: f'{v:g}')} with η = "
                   f"{span(broken.break_lr, lambda v: f'{v:g}')}" if len(broken) else "")
-               + f"; where they hold, no seed moves more than {100 * found.held_change.max():.1f} points.")
+               + f"; where they hold, no seed falls more than {100 * found.held_fall.max():.1f} points "
+               f"(each line's tolerance: {span(100 * found.tolerance, lambda v: f'{v:.1f}')} points).")
+    kept = tolerance_text(pd.Series([base.tolerance]), pd.Series([base.test]), pd.Series([base.test_size]))
     return (f"**Linear scaling** (η ∝ m, Goyal et al. 2017; n = {n:,}, {epochs} epochs): from the best η at m = {base.m:g} "
             f"by validation accuracy (η = {base.lr:g}, η/m = {base.ratio:g}; final test accuracy {percent(base.test)}), "
-            f"multiplying η by the factor that multiplies m keeps the final test accuracy equal (every seed within "
-            f"{100 * scaling.EQUAL:g} point of its own at m = {base.m:g}) {where}. {overall}")
+            f"multiplying η by the factor that multiplies m keeps the final test accuracy (no seed falls further than "
+            f"the tolerance below its own at m = {base.m:g}: {kept}) {where}. {overall}")
 
 
 def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: int) -> str:
@@ -268,9 +283,11 @@ def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: i
                 f"g = {number(top.noise_scale)} at m = {top.m:g})")
     else:
         held = f"in none of the {len(comparisons)} comparisons"
+    within = tolerance_text(comparisons.tolerance, comparisons.reference.map(lambda c: c.test),
+                            comparisons.reference.map(lambda c: c.test_size))
     lines = [f"**Equal noise scale** (g = η·n/m, Smith & Le 2018; {epochs} epochs): at the same m and the same g, "
-             f"training sets of n = {sizes_text(sizes)} inputs reach equal final test accuracy (every seed within "
-             f"{100 * scaling.EQUAL:g} point) {held}."]
+             f"training sets of n = {sizes_text(sizes)} inputs reach equal final test accuracy (on every seed, within "
+             f"the tolerance of each other: {within}) {held}."]
     if len(apart):
         low, mid, high = 100 * apart.gap.quantile([0.25, 0.5, 0.75])
         ahead = int((apart.highest.map(lambda c: c.train_size) == max(sizes)).sum())
@@ -301,7 +318,8 @@ def linear_scaling_table(points: pd.DataFrame) -> pd.DataFrame:
                                                       f"{percent(line.break_test)} ({accuracy_change(line.break_change)}; "
                                                       f"per seed {seeds_text(line.break_changes)})"))
         rows.append({"η/m": f"{line.ratio:g}", "from": f"m = {line.m:g}, η = {line.lr:g}",
-                     "final test accuracy there": percent(line.test), "equal up to": f"m = {line.holds_to:g}",
+                     "final test accuracy there": percent(line.test), "tolerance": f"{100 * line.tolerance:.1f} points",
+                     "kept up to": f"m = {line.holds_to:g}",
                      "breaks at (final test accuracy)": broken, "largest m": f"{line.largest_m:g}"})
     return pd.DataFrame(rows)
 
@@ -312,6 +330,7 @@ def noise_scale_table(comparisons: pd.DataFrame) -> pd.DataFrame:
         rows.append({"g": number(c.noise_scale), "m": f"{c.m:g}", "n compared": sizes_text(c.sizes),
                      "lowest final test accuracy": f"{percent(c.lowest.test)} (n = {c.lowest.train_size:,}, η = {c.lowest.lr:g})",
                      "highest": f"{percent(c.highest.test)} (n = {c.highest.train_size:,}, η = {c.highest.lr:g})",
+                     "tolerance": f"{100 * c.tolerance:.1f} points",
                      "equal": "yes" if c.holds else "no" if c.learned else "no; did not learn on every seed"})
     return pd.DataFrame(rows)
 
@@ -338,16 +357,18 @@ class Rules:
             found.append(Section("linear_scaling", "Linear scaling (Goyal et al. 2017): final test accuracy vs mini-batch "
                                                    "size m along each line of constant η/m, on the largest training set; "
                                                    "left as measured, right as the change from the line's smallest m "
-                                                   "seed by seed (grey: within one point). Thick: mean over seeds; thin: "
-                                                   "each seed, which starts from the same weights at every m and η. Only "
-                                                   "lines whose smallest m learned on every seed. Hollow: not equal to the "
-                                                   "line's smallest m.",
+                                                   "seed by seed (dashed, in the line's colour: its tolerance, the fall "
+                                                   "its test set can resolve; a rise is no break). Thick: mean over seeds; "
+                                                   "thin: each seed, which starts from the same weights at every m and η. "
+                                                   "Only lines whose smallest m learned on every seed. Hollow: a seed fell "
+                                                   "further than the tolerance below the line's smallest m, or diverged.",
                                  table=linear_scaling_table(self.linear)))
         if len(self.noise):
             found.append(Section("noise_scale", "Equal noise scale (Smith & Le 2018): final test accuracy vs g = η·n/m, a "
                                                 "column per mini-batch size, a colour per training set size n; top as "
                                                 "measured, bottom as the change from the largest n at the same m and g, "
-                                                "seed by seed (grey: within one point). Thick: mean over seeds; thin: each "
+                                                "seed by seed (grey: within the tolerance the test set can resolve at the "
+                                                "largest n's test accuracy). Thick: mean over seeds; thin: each "
                                                 "seed, which starts from the same weights on every n. Hollow: not equal to "
                                                 "the largest n.",
                                  table=noise_scale_table(self.noise)))
@@ -366,7 +387,7 @@ def rules(runs: pd.DataFrame) -> Rules:
     without test and validation accuracies)."""
     if not {ACCURACY, TEST_ACCURACY} <= set(runs.metric):
         return Rules(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0)
-    configs = scaling.configurations(summary.finals(runs), summary.train_sizes(runs))
+    configs = scaling.configurations(summary.finals(runs), summary.train_sizes(runs), scaling.test_sizes(runs))
     return Rules(configs, scaling.linear_scaling(configs), scaling.noise_scale(configs), int(runs.epochs.max()))
 
 
@@ -553,7 +574,7 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, answer=judged.answer() + answer(found, n), targets=found.targets,
+        scope=scope, answer=answer(found, n) + judged.answer(), targets=found.targets,
         sections=draw_all(one_size, found, folder, judged),
         table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
         source=[("experiment", experiment), ("tracking URI", tracking_uri)]
