@@ -393,14 +393,14 @@ def rules(runs: pd.DataFrame) -> Rules:
 
 def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rules) -> list[Section]:
     """The figures that can say something about this sweep, saved under `folder`, with captions:
-    first those of the scaling rules it `judged`, then those of `found`, the study of `runs`."""
+    first those of `found`, the study of `runs`, then those of the scaling rules it `judged`, as
+    the answer puts them."""
     table, best = found.table, found.best
     batches = batch_sizes(table.batch_size)
     lrs_per_m = table.groupby("batch_size").lr.nunique()
     tuned = best.lr.notna().sum()
     style = "dotted: a configuration that did not learn; × a diverged run's last finite point"
-    sections = judged.sections()
-    sections += [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
+    sections = [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
                                        f"(dark = small); {style}.")]
     if names.by_update(COST) in set(runs.metric):
         sections.append(Section("convergence_updates", "Training cost vs updates, at the scheduled evaluations "
@@ -421,6 +421,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
                                                    "seeds; hollow triangles: seeds that had not reached it by that update "
                                                    "(censored); hollow squares: a seed met it at its first measurement, so the count is only an "
                                                    "upper bound; dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
+    sections += judged.sections()
     draw = {
         "convergence": lambda: figures.convergence(runs),
         "convergence_updates": lambda: figures.convergence(runs, x=names.STEPS),
