@@ -532,7 +532,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     floor, top = change_range(points.changes, points.tolerance)
     for ratio in ratios:
         line = points[points.ratio == ratio]
-        accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:g}", "by_seed")
+        accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:.3g}", "by_seed")
         changes_panel(right, line, "m", colour[ratio], floor)
         right.hlines(-100 * line.tolerance.iloc[0], line.m.min(), line.m.max(), color=colour[ratio], ls="--", lw=1,
                      gid="tolerance")
@@ -543,7 +543,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     left.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
     right.set_ylabel("change in test accuracy from the\nline's smallest m (points)")
     tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="tolerance: a seed below it breaks")
-    handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:g}", tolerance)
+    handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:.3g}", tolerance)
     n_diverged = int(points.diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []
     figure.legend(handles=handles, loc="outside right center", title="line of constant η/m")

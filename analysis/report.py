@@ -266,7 +266,7 @@ def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int) -> str:
                f"(each line's tolerance: {span(100 * found.tolerance, lambda v: f'{v:.1f}')} points).")
     kept = tolerance_text(pd.Series([base.tolerance]), pd.Series([base.test]), pd.Series([base.test_size]))
     return (f"**Linear scaling** (η ∝ m, Goyal et al. 2017; n = {n:,}, {epochs} epochs): from the best η at m = {base.m:g} "
-            f"by validation accuracy (η = {base.lr:g}, η/m = {base.ratio:g}; final test accuracy {percent(base.test)}), "
+            f"by validation accuracy (η = {base.lr:g}, η/m = {base.ratio:.3g}; final test accuracy {percent(base.test)}), "
             f"multiplying η by the factor that multiplies m keeps the final test accuracy (no seed falls further than "
             f"the tolerance below its own at m = {base.m:g}: {kept}) {where}. {overall}")
 
