@@ -8,11 +8,18 @@ out: the harness's `Stopped` is swallowed there until every task has ended, so C
 for the whole sweep. So the driver puts the harness's handlers back after `ray.init` and waits for
 the jobs in rounds of `ray.wait`, checking for a signal between them. Stopped, it cancels the
 jobs' tasks (Ray kills their worker processes) before `cli` marks the runs KILLED, so that no job
-writes to its run after that. Hydra finds the launcher in `hydra_plugins/harness_ray_launcher`.
+writes to its run after that.
+
+Between rounds it also checks that the cluster's head (its GCS) still takes connections: once it
+is gone (`ray stop`, a lost machine), Ray would end this process a minute later with exit 1 and
+its runs left RUNNING; after HEAD_LOST_SECONDS without an answer, the sweep stops as a failed
+launch instead, with one line and its runs marked FAILED. Hydra finds the launcher in `hydra_plugins/harness_ray_launcher`.
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Sequence
 
 import ray
@@ -25,6 +32,7 @@ from omegaconf import open_dict
 from . import signals
 
 CANCEL_SECONDS = 10.0  # how long a stopped driver waits for Ray to kill its jobs' workers
+HEAD_LOST_SECONDS = 10.0  # a head that takes no connection for this long is gone, not restarting
 
 
 def launch(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -42,16 +50,32 @@ def launch(launcher: Launcher, job_overrides: Sequence[Sequence[str]], initial_j
 
 
 def wait(tasks: list[ray.ObjectRef]) -> list[JobReturn]:
-    """The jobs' returns once every task is done; stopped, the tasks are cancelled first."""
+    """The jobs' returns once every task is done; stopped, the tasks are cancelled first. A
+    ConnectionError if the cluster's head is gone."""
+    head, answered = ray.get_runtime_context().gcs_address, time.monotonic()
     try:
         with signals.deferred():
             pending = tasks
             while pending:
                 _, pending = ray.wait(pending, num_returns=len(pending), timeout=signals.WATCH_SECONDS)
                 signals.check()
+                if answers(head):
+                    answered = time.monotonic()
+                elif time.monotonic() - answered > HEAD_LOST_SECONDS:
+                    raise ConnectionError(f"the Ray cluster's head at {head} is gone")
     except signals.Stopped:
         for task in tasks:
             ray.cancel(task, force=True)
         ray.wait(tasks, num_returns=len(tasks), timeout=CANCEL_SECONDS)
         raise
     return ray.get(tasks)
+
+
+def answers(address: str) -> bool:
+    """Does HOST:PORT take a TCP connection within a second?"""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
