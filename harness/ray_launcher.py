@@ -13,7 +13,9 @@ writes to its run after that.
 Between rounds it also checks that the cluster's head (its GCS) still takes connections: once it
 is gone (`ray stop`, a lost machine), Ray would end this process a minute later with exit 1 and
 its runs left RUNNING; after HEAD_LOST_SECONDS without an answer, the sweep stops as a failed
-launch instead, with one line and its runs marked FAILED. Hydra finds the launcher in `hydra_plugins/harness_ray_launcher`.
+launch instead, with one line and its runs marked FAILED.
+
+Hydra finds this launcher in `hydra_plugins/harness_ray_launcher`.
 """
 
 from __future__ import annotations
