@@ -22,7 +22,7 @@ from .errors import ConfigError
 TIMEOUT = 10.0
 PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 # launchers whose jobs may run on other machines than the one that launched the sweep
-DISTRIBUTED_LAUNCHERS = ("hydra_plugins.hydra_ray_launcher.",)
+DISTRIBUTED_LAUNCHERS = ("hydra_plugins.hydra_ray_launcher.", "hydra_plugins.harness_ray_launcher.")
 # stores that live on one machine's disk: SQLite, MLflow's file store, a bare path
 LOCAL_SCHEMES = ("sqlite", "file", "")
 

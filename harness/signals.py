@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LAUNCHER = "HARNESS_LAUNCHER"  # environment of a sweep's jobs: "host:pid:start" of the launching process
 WATCH_SECONDS = 1.0
 
@@ -70,18 +71,28 @@ def in_ray_worker() -> bool:
 
 
 @contextmanager
+def kept() -> Iterator[None]:
+    """Inside, a library may install handlers of its own (`ray.init` does, in a Ray driver); the
+    handlers before are put back after."""
+    before = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
 def handled() -> Iterator[None]:
     """Inside, SIGINT and SIGTERM become `Stopped` (where this process owns its signals); the
     handlers before are restored after."""
     if threading.current_thread() is not threading.main_thread() or in_ray_worker():
         yield
         return
-    before = {signum: signal.signal(signum, _record) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with kept():
+        for signum in SIGNALS:
+            signal.signal(signum, _record)
         yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
 
 
 def clear() -> None:

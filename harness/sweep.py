@@ -5,8 +5,9 @@ drives it). Before any job starts it checks every job's config (a bad setting st
 before anything is tracked), opens the store once (workers then only open it), marks KILLED the
 runs left RUNNING by processes that are gone, and opens the parent run. The parent's id is the
 sweep's id: each job gets it, with the identity of the launching process, in its environment. At
-the end it prints one row per job and exits non-zero if any job did not finish. If the launch
-fails or is stopped instead, `abort` ends every run of the sweep still RUNNING.
+the end it marks FAILED the runs still RUNNING (their process died), prints one row per job and
+exits non-zero if any job did not finish. If the launch fails or is stopped instead, `abort` ends
+every run of the sweep still RUNNING.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from .job import JOBS, STARTED, SWEEP, load_data, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "Sweep | None" = None  # the sweep this process launches, for `abort`
+# why a run is still RUNNING once every job has returned: say, a Ray worker lost with its node,
+# whose task Ray ran again elsewhere
+LEFT_RUNNING = "still RUNNING when every job had returned: its process died, or the store refused its end"
 
 
 def composition_error(error: BaseException) -> str:
@@ -124,6 +128,7 @@ class Sweep:
     def end(self) -> None:
         tracking.close_unclosed(self.client)
         try:
+            store.patiently(self.patience, self.end_running, "FAILED", LEFT_RUNNING)
             counts, text, best = store.patiently(self.patience, self.summarize)
         except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
             exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
@@ -178,10 +183,14 @@ class Sweep:
         """End KILLED or FAILED every run of the sweep still RUNNING, and the sweep itself; what
         the store refuses now, the next launch marks."""
         try:
-            where = f"attributes.status = 'RUNNING' and tags.`{names.PARENT_RUN_ID}` = '{self.parent}'"
-            for run in store.search(self.experiment, where):
-                store.end(self.client, run.info.run_id, status, reason)
+            self.end_running(status, reason)
             store.end(self.client, self.parent, status, reason)
         except Exception as error:  # noqa: BLE001
             print(f"the store refused to mark the sweep's runs ({describe(error)}); the next launch marks them",
                   file=sys.stderr)
+
+    def end_running(self, status: str, reason: str) -> None:
+        """End `status` every job's run of the sweep still RUNNING."""
+        where = f"attributes.status = 'RUNNING' and tags.`{names.PARENT_RUN_ID}` = '{self.parent}'"
+        for run in store.search(self.experiment, where):
+            store.end(self.client, run.info.run_id, status, reason)

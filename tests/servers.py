@@ -35,6 +35,12 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+class Cluster(NamedTuple):
+    address: str  # the head's HOST:PORT
+    env: dict[str, str]  # what a driver needs to join it: RAY_AUTH_MODE=token and the token's file
+    head: subprocess.Popen  # the leader of the head node's session
+
+
 class Server(NamedTuple):
     uri: str  # http://HOST:PORT
     backend: str  # its backend store's URI
@@ -164,10 +170,9 @@ def ray_start(arguments: list[str], name: str, folder: Path, env: dict[str, str]
 
 
 @contextmanager
-def ray_cluster(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def ray_cluster(folder: Path) -> Iterator[Cluster]:
     """A Ray cluster of two nodes with one CPU each and token authentication: `ray start --head`
-    at RAY_HEAD_IP, a worker node joined to it at RAY_WORKER_IP. Yields the head's address and the
-    environment a driver needs to join it (RAY_AUTH_MODE=token and the token's file)."""
+    at RAY_HEAD_IP, a worker node joined to it at RAY_WORKER_IP."""
     if importlib.util.find_spec("ray") is None:
         missing("Ray (pip install -e '.[ray]')")
     token = folder / "ray_token"
@@ -183,7 +188,7 @@ def ray_cluster(folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
             worker = ray_start([f"--address={address}", f"--node-ip-address={RAY_WORKER_IP}", "--num-cpus=1",
                                 f"--temp-dir={temp}"], "worker", folder, env)
             try:
-                yield address, env
+                yield Cluster(address, env, head)
             finally:
                 stop(worker, grace=5)
         finally:

@@ -29,11 +29,10 @@ def server(request) -> str:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, cluster, server):
     """The README's command: two jobs as Ray tasks on the cluster, tracked by the server."""
-    address, ray_env = cluster
     launch = tmp_path_factory.mktemp("launch")
     result = harness("-m", "lr=1,3", "epochs=2", "launcher=ray", "tracking=server", f"tracking.uri={server}",
-                     f"hydra.launcher.ray.init.address={address}", cwd=launch,
-                     env={**ray_env, "RAY_DEDUP_LOGS": "0"})  # each task's output line keeps its node's address
+                     f"hydra.launcher.ray.init.address={cluster.address}", cwd=launch,
+                     env={**cluster.env, "RAY_DEDUP_LOGS": "0"})  # each task's output line keeps its node's address
     store = MlflowClient(server)
     runs = store.search_runs([store.get_experiment_by_name("harness").experiment_id], max_results=100)
     return launch, result, runs
@@ -87,10 +86,9 @@ def test_report_reads_the_sweep_from_the_server(sweep, server, tmp_path):
 
 
 def test_the_launching_shells_tracking_uri_reaches_the_jobs_on_the_cluster(cluster, sqlite_server, tmp_path):
-    address, ray_env = cluster
     harness("-m", "lr=0.5,1", "epochs=1", "launcher=ray", "tracking=server", "tracking.experiment=uri_from_env",
-            f"hydra.launcher.ray.init.address={address}", cwd=tmp_path,
-            env={**ray_env, "MLFLOW_TRACKING_URI": sqlite_server.uri})  # not in the nodes' own environment
+            f"hydra.launcher.ray.init.address={cluster.address}", cwd=tmp_path,
+            env={**cluster.env, "MLFLOW_TRACKING_URI": sqlite_server.uri})  # not in the nodes' own environment
     store = MlflowClient(sqlite_server.uri)
     runs = store.search_runs([store.get_experiment_by_name("uri_from_env").experiment_id])
     assert sorted(run.info.status for run in jobs(runs)) == ["FINISHED", "FINISHED"]
