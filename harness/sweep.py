@@ -62,6 +62,31 @@ def outcome(run) -> str:
     return run.info.status.lower()
 
 
+def disagreements(launcher: dict[str, str], runs: list[Run]) -> list[str]:
+    """Warnings for runs that ran other code than the launching checkout (tags git_commit and
+    git_dirty, `launcher` being the parent run's tags), or saw other data than the other runs of
+    the same data settings (the dataset input's digest): on a cluster, a node with another
+    checkout, or other files at the data's path."""
+    code = lambda run: (run.data.tags.get(names.GIT_COMMIT), run.data.tags.get(names.GIT_DIRTY))
+    where = lambda found: ", ".join(sorted({f"{run.info.run_name} on {run.data.tags.get(names.HOST)}" for run in found}))
+    lines = []
+    other = [run for run in runs if code(run) != (launcher.get(names.GIT_COMMIT), launcher.get(names.GIT_DIRTY))]
+    if other:
+        lines.append(f"warning: {len(other)} run(s) ran other code than the launching checkout "
+                     f"(commit {launcher.get(names.GIT_COMMIT)}, uncommitted changes: {launcher.get(names.GIT_DIRTY)}): "
+                     f"{where(other)}")
+    by_data: dict[tuple, dict[str, list[Run]]] = {}
+    for run in (run for run in runs if run.inputs.dataset_inputs):  # a job that failed first may have none
+        settings = tuple(sorted((key, value) for key, value in run.data.params.items()
+                                if key.startswith("data.") and key not in names.EXECUTION_KEYS))
+        by_data.setdefault(settings, {}).setdefault(run.inputs.dataset_inputs[0].dataset.digest, []).append(run)
+    for digests in by_data.values():
+        if len(digests) > 1:
+            seen = "; ".join(f"digest {digest} by {where(found)}" for digest, found in digests.items())
+            lines.append(f"warning: runs of the same data settings saw different data: {seen}")
+    return lines
+
+
 def ui_command(uri: str) -> str:
     """How to browse this store, from any directory."""
     if uri.startswith(("http://", "https://")):
@@ -164,8 +189,8 @@ class Sweep:
     def summarize(self) -> tuple[dict[str, int], str, dict[str, float]]:
         """The counts of each outcome, a table with a row per job, and the best final metrics."""
         rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
-        trained = []
-        for name, status, run in self.outcomes():
+        trained, found = [], self.outcomes()
+        for name, status, run in found:
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}
             if status in ("finished", "skipped"):
@@ -176,7 +201,9 @@ class Sweep:
         best = {f"best_{names.TRAIN_COST}": min((m[names.TRAIN_COST] for m in trained if names.TRAIN_COST in m), default=None),
                 f"best_{names.TEST_ACCURACY}": max((m[names.TEST_ACCURACY] for m in trained if names.TEST_ACCURACY in m),
                                                    default=None)}
-        text = f"\n{table(rows)}\n\n{len(self.jobs)} jobs: {summary}\n{ui_command(self.uri)}"
+        ran_here = [run for _, status, run in found if run is not None and status not in ("skipped", "missing")]
+        warnings = disagreements(self.client.get_run(self.parent).data.tags, ran_here)
+        text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *warnings, ui_command(self.uri)])
         return counts, text, {key: value for key, value in best.items() if value is not None}
 
     def abort(self, status: str, reason: str) -> None:

@@ -1,6 +1,7 @@
 """The harness's Hydra sweeper composes each job's config once (a launcher in the launching process
 gets exactly the config it would have composed itself, a worker process composes its own), and
-refines a study's η grid until it brackets the best η of every batch size."""
+refines a study's η grid until it brackets the best η of every batch size; its summary warns of
+runs that ran other code or saw other data than the rest of the sweep."""
 
 import pickle
 import subprocess
@@ -9,11 +10,14 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from analysis import summary
 from analysis.loader import load_runs
 from conftest import harness
+from harness import sweep
 from harness.config import CONF
 
 # `python -m harness -m lr=1,2,3`, counting Hydra's compositions of a config
@@ -86,3 +90,40 @@ def test_refinement_rounds_extend_the_lr_grid_until_it_brackets_the_best(tmp_pat
     assert best.edge == "" and len(best.grid) > 2  # bracketed, by η the command line did not list
     assert runs.parent_run_id.nunique() == 1  # every round is one sweep
     assert "refining the η grid" in result.stdout
+
+
+def tracked_run(client, experiment, name, commit, digest, host="node-a"):
+    """A run as a job writes it: its code's tags, its data params and dataset input."""
+    run_id = client.create_run(experiment, run_name=name, tags={"git_commit": commit, "git_dirty": "false",
+                                                                 "host": host}).info.run_id
+    client.log_param(run_id, "data.name", "digits")
+    client.log_param(run_id, "data.root", f"/data/{host}")  # where the data lies may differ by node
+    client.log_inputs(run_id, [DatasetInput(Dataset(name="digits", digest=digest, source_type="code", source="{}"),
+                                            [InputTag("mlflow.data.context", "training")])])
+    return client.get_run(run_id)
+
+
+LAUNCHER = {"git_commit": "aaa", "git_dirty": "false"}
+
+
+def test_runs_of_the_launching_code_and_one_dataset_raise_no_warning(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    runs = [tracked_run(client, experiment, f"lr={lr}", "aaa", "d1") for lr in (1, 3)]
+    assert sweep.disagreements(LAUNCHER, runs) == []
+
+
+def test_a_run_of_another_commit_is_named_with_its_host(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    runs = [tracked_run(client, experiment, "lr=1", "aaa", "d1"), tracked_run(client, experiment, "lr=3", "bbb", "d1", "node-b")]
+    [warning] = sweep.disagreements(LAUNCHER, runs)
+    assert "1 run(s) ran other code" in warning and "lr=3 on node-b" in warning and "lr=1" not in warning
+
+
+def test_runs_of_the_same_data_settings_that_saw_other_data_are_named(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    runs = [tracked_run(client, experiment, "lr=1", "aaa", "d1"), tracked_run(client, experiment, "lr=3", "aaa", "d2", "node-b")]
+    [warning] = sweep.disagreements(LAUNCHER, runs)
+    assert "saw different data" in warning and "digest d2 by lr=3 on node-b" in warning
