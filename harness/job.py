@@ -9,6 +9,7 @@ on; a signal, or the loss of the sweep's launching process, ends the run KILLED.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -34,6 +36,7 @@ from .train import Result, random_streams, train
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs, when it started
 SWEEP, JOBS, STARTED = "HARNESS_SWEEP", "HARNESS_JOBS", "HARNESS_STARTED"
+TALLY = ".jobs_done"  # in the sweep's folder: a byte per finished job
 CLAIM_POLL_SECONDS = 2.0
 log = logging.getLogger("harness")  # Hydra sends a job's lines to the terminal and to its folder's log file
 
@@ -45,22 +48,28 @@ class Context:
     overrides: list[str] = field(default_factory=list)
     sweep: str | None = None
     resume: bool = False  # skip the job if its config already has a complete FINISHED run
-    number: int = 0  # the job's place in its sweep, from 0
     jobs: int = 1
     started: float = field(default_factory=time.time)  # when the sweep started
+    tally: Path | None = None  # the file in the sweep's folder that counts its finished jobs
 
     @classmethod
     def from_hydra(cls, cfg: DictConfig) -> "Context":
         hydra = HydraConfig.get()
         sweep = os.environ.get(SWEEP) if hydra.mode == RunMode.MULTIRUN else None
         return cls(overrides=list(hydra.overrides.task), sweep=sweep, resume=bool(sweep) and cfg.tracking.resume,
-                   number=hydra.job.num if sweep else 0, jobs=int(os.environ.get(JOBS, 1)) if sweep else 1,
-                   started=float(os.environ.get(STARTED, time.time())))
+                   jobs=int(os.environ.get(JOBS, 1)) if sweep else 1,
+                   started=float(os.environ.get(STARTED, time.time())),
+                   tally=Path(hydra.sweep.dir) / TALLY if sweep else None)
 
     def progress(self) -> tuple[str, str]:
-        """`[5/27] … ETA 20 s`: where the sweep stands once this job is done (in a parallel sweep,
-        jobs end about in the order they started)."""
-        done = self.number + 1
+        """`[5/27] … ETA 20 s`: how many of the sweep's jobs are done with this one, and when the
+        rest will be at this pace. Jobs count themselves in `tally` (a byte each, appended under a
+        lock), so parallel workers count one sequence; on a cluster each node counts its own."""
+        with open(self.tally, "ab") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            file.write(b".")
+            file.flush()
+            done = file.tell()
         left = (time.time() - self.started) / done * (self.jobs - done)
         return f"[{done}/{self.jobs}]", (f", ETA {left:.0f} s" if self.jobs > done else "")
 

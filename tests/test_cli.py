@@ -79,3 +79,9 @@ def test_help_lists_the_keys_and_the_choices_of_each_group(workdir):
 def test_cfg_with_a_sweep_is_one_line(workdir):
     result = harness("-m", "--cfg", "job", "lr=1,2", cwd=workdir, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_parallel_sweep_counts_its_finished_jobs_in_the_order_they_print(workdir):
+    result = harness("-m", "lr=0.5,1,2,3,4,5", "epochs=2", "launcher=parallel", cwd=workdir)
+    counts = [line.split("]")[0] for line in result.stdout.splitlines() if line.startswith("[") and "/6]" in line]
+    assert counts == [f"[{done}/6" for done in range(1, 7)]  # whichever worker's job ends first is 1
