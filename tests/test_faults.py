@@ -140,7 +140,8 @@ def test_a_first_launch_on_a_disk_too_small_for_the_store_is_one_line_and_the_ne
 
 
 def test_sigkill_of_a_parallel_sweep_stops_its_workers_and_a_relaunch_trains_each_config_once(tmp_path):
-    sweep = ("-m", "launcher=parallel", "lr=1,2,3,4", "epochs=400")
+    # jobs of several seconds: one that ends within the second its worker takes to notice is FINISHED, truly
+    sweep = ("-m", "launcher=parallel", "lr=1,2,3,4", "epochs=1500")
     process = start(tmp_path, *sweep)
     wait_for_runs_with_metrics(tmp_path, 2)
     workers = children_of(process.pid)
@@ -148,7 +149,7 @@ def test_sigkill_of_a_parallel_sweep_stops_its_workers_and_a_relaunch_trains_eac
     process.wait()
     harness(*sweep, cwd=tmp_path)
     runs = job_runs(tmp_path)
-    assert sorted(name for name, status, _ in runs if status == "FINISHED") == [f"lr={lr},epochs=400" for lr in (1, 2, 3, 4)]
+    assert sorted(name for name, status, _ in runs if status == "FINISHED") == [f"lr={lr},epochs=1500" for lr in (1, 2, 3, 4)]
     orphans = [(status, error) for _, status, error in runs if status != "FINISHED"]
     assert orphans and all(o == ("KILLED", f"the sweep's launching process {process.pid} is gone") for o in orphans)
     assert not [pid for pid in workers if alive(pid)]
