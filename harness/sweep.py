@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
-from .errors import describe, exit_with
+from .errors import ConfigError, describe, exit_with
 from .job import JOBS, STARTED, SWEEP, load_data, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
@@ -36,8 +36,9 @@ LEFT_RUNNING = "still RUNNING when every job had returned: its process died, or 
 
 
 def composition_error(error: BaseException) -> str:
-    """One line for Hydra's or OmegaConf's refusal of a value: the key, then why."""
-    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    """One line for Hydra's or OmegaConf's refusal of a value: the key, then why (or the harness's
+    own check, raised where Hydra instantiates the sweeper)."""
+    cause = error.__cause__ if isinstance(error.__cause__, (OmegaConfBaseException, ConfigError)) else error
     key = getattr(cause, "full_key", None)
     message = (getattr(cause, "msg", None) or str(cause)).strip().splitlines()[0]
     return f"{key}: {message}" if key else message

@@ -198,6 +198,7 @@ def test_run_left_running_by_sigkill_is_marked_killed_at_next_launch(tmp_path):
     (("batch_size=10,2000",), "batch_size: 2000 is larger than the 1297 training inputs"),
     (("+experiment=nope",), "experiment: 'nope' is not one of batch_size_sweep, critical_batch, gd_vs_sgd,"),
     (("data=digits,nope",), "data: 'nope' is not one of blobs, digits,"),
+    (("lr=1,3", "hydra.sweeper.refine_rounds=-1"), "hydra.sweeper.refine_rounds: -1 must be an integer >= 0 (0: none)"),
 ])
 def test_bad_job_in_a_sweep_stops_it_with_one_line_before_any_run(tmp_path, args, message):
     result = harness("-m", *args, "epochs=1", cwd=tmp_path, check=False)
