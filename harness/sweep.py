@@ -65,7 +65,7 @@ def outcome(run) -> str:
 
 def disagreements(launcher: dict[str, str], runs: list[Run]) -> list[str]:
     """Warnings for runs that ran other code than the launching checkout (tags git_commit and
-    git_dirty, `launcher` being the parent run's tags), or saw other data than the other runs of
+    git_dirty, `launcher` being the launching process's), or saw other data than the other runs of
     the same data settings (the dataset input's digest): on a cluster, a node with another
     checkout, or other files at the data's path."""
     code = lambda run: (run.data.tags.get(names.GIT_COMMIT), run.data.tags.get(names.GIT_DIRTY))
@@ -108,8 +108,8 @@ class Sweep:
     def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check every job (`configs`: what each will see), open the store and the parent run;
         return the environment every job must get."""
-        check_jobs(configs)
-        self.jobs = [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
+        self.jobs = []
+        self.add(jobs, configs)
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
@@ -127,7 +127,7 @@ class Sweep:
             self.client.set_experiment_tag(self.experiment, names.DESCRIPTION, configs[0].study.question)
         self.parent = self.client.create_run(self.experiment, run_name=f"sweep {Path(config.hydra.sweep.dir).name}",
                                              tags=tags).info.run_id
-        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: str(len(jobs)),
+        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: str(len(self.jobs)),
                        STARTED: f"{time.time():.3f}"}
         if "MLFLOW_TRACKING_URI" in os.environ:  # a Ray worker on another node has an environment of its own
             environment["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
@@ -136,10 +136,14 @@ class Sweep:
 
     def extend(self, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check more jobs for this sweep (a later round); return the environment they must get."""
-        check_jobs(configs)
-        self.jobs += [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
+        self.add(jobs, configs)
         self.environment[JOBS] = str(len(self.jobs))
         return self.environment
+
+    def add(self, jobs: list[list[str]], configs: list[DictConfig]) -> None:
+        """Check these jobs and count them in the sweep: name, config hash, epochs."""
+        check_jobs(configs)
+        self.jobs += [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
 
     def dry_run(self, configs: list[DictConfig]) -> str:
         """A row per job: its name, config hash and what a launch would do with it."""
@@ -203,7 +207,7 @@ class Sweep:
                 f"best_{names.TEST_ACCURACY}": max((m[names.TEST_ACCURACY] for m in trained if names.TEST_ACCURACY in m),
                                                    default=None)}
         ran_here = [run for _, status, run in found if run is not None and status not in ("skipped", "missing")]
-        warnings = disagreements(self.client.get_run(self.parent).data.tags, ran_here)
+        warnings = disagreements(tracking.git_tags(), ran_here)  # what the parent run was tagged with
         text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *warnings, ui_command(self.uri)])
         return counts, text, {key: value for key, value in best.items() if value is not None}
 

@@ -159,16 +159,14 @@ class HarnessSweeper(BasicSweeper):
             return []
         runs = loader.load_runs(self.configs[0].tracking.experiment, self.record.uri, run_ids=trained)
         best = summary.study(runs).best
-        following = summary.beyond_edges(best)
+        following, by_m = summary.beyond_edges(best), best.set_index("batch_size")
         jobs = []
         for batch_size, lr in following.items():
-            edge = best.set_index("batch_size").lr[batch_size]
             for overrides, cfg in zip(self.jobs, self.configs):
                 swept = [o for o in overrides if o.split("=", 1)[0] == "lr"]
-                if cfg.batch_size == batch_size and cfg.lr == edge and swept:
+                if cfg.batch_size == batch_size and cfg.lr == by_m.lr[batch_size] and swept:
                     jobs.append([o if o not in swept else f"lr={lr:.4g}" for o in overrides])
         if jobs:
-            by_m = best.set_index("batch_size")
             steps = "; ".join(f"m = {m}: the best η, {by_m.lr[m]:g}, is the {by_m.edge[m]} tried, so η = {lr:.4g} follows"
                               for m, lr in following.items())
             print(f"refining the η grid ({len(jobs)} more jobs): {steps}", flush=True)
