@@ -1,5 +1,5 @@
-"""The harness's Hydra sweeper composes each job's config once (a launcher in the launching process
-gets exactly the config it would have composed itself, a worker process composes its own), and
+"""The harness's Hydra sweeper composes one config of each shape of job and gives every job a copy
+that is exactly the config Hydra composes for it (in the launching process and in a worker), and
 refines a study's η grid until it brackets the best η of every batch size; its summary warns of
 runs that ran other code or saw other data than the rest of the sweep."""
 
@@ -20,7 +20,7 @@ from conftest import harness
 from harness import sweep
 from harness.config import CONF
 
-# `python -m harness -m lr=1,2,3`, counting Hydra's compositions of a config
+# `python -m harness -m lr=1,2,3,4`, counting Hydra's compositions of a job's config
 COUNTED = """
 import atexit, sys
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -33,8 +33,8 @@ def counted(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 
 ConfigLoaderImpl.load_configuration = counted
-atexit.register(lambda: print(f"compositions of a job: {sum('lr=1,2,3' not in overrides for overrides in calls)}"))
-sys.argv = ["harness", "-m", "lr=1,2,3", "epochs=1", "progress=false"]
+atexit.register(lambda: print(f"compositions of a job: {sum('lr=1,2,3,4' not in overrides for overrides in calls)}"))
+sys.argv = ["harness", "-m", "lr=1,2,3,4", "epochs=1", "progress=false"]
 from harness.__main__ import cli
 cli()
 """
@@ -54,32 +54,60 @@ def sweeper(arguments: list[str]) -> tuple:
     return plugin, jobs
 
 
-def test_a_handed_over_config_is_the_config_a_launcher_would_compose():
+SWEEPS = {
+    "values of plain keys": ["lr=1,3", "seed=0,1", "batch_size=10,full"],
+    "a study": ["+experiment=gd_vs_sgd", "lr=0.3,3"],
+    "lists": ["model.hidden=[30],[10,10]", "lr=1,2"],
+    "a config group": ["data=digits,mnist", "lr=1,2"],
+    "a dict merged in": ["measure={grad_norm:true},{eval_every:5}", "lr=1,2"],
+    "an interpolation": ["lr=${epochs},2", "epochs=1,3"],
+    "a key set twice": ["lr=1,2", "++lr=5"],
+    "a key added": ["+tracking.note=a,b", "lr=1,2"],
+}
+
+
+@pytest.mark.parametrize("arguments", SWEEPS.values(), ids=SWEEPS.keys())
+def test_every_job_gets_the_config_hydra_composes_for_it(arguments):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        plugin, jobs = sweeper(["lr=1,3", "batch_size=full", "+experiment=gd_vs_sgd"])
-        configs = [plugin.compose(overrides) for overrides in jobs]
-        plugin.hand_over(jobs, configs, {"HARNESS_SWEEP": "a-parent-run", "HARNESS_JOBS": "2"})
+        plugin, jobs = sweeper(arguments)
+        from hydra_plugins.harness_sweeper import without_hydra
+
+        plugin.hand_over({"HARNESS_SWEEP": "a-parent-run", "HARNESS_JOBS": str(len(jobs))})
         for overrides in jobs:
-            handed = plugin.composed.load_sweep_config(plugin.config, overrides)
-            fresh = plugin.composed.loader.load_sweep_config(plugin.config, overrides)
-            assert OmegaConf.to_yaml(handed) == OmegaConf.to_yaml(fresh)
-            assert fresh.hydra.job.env_set == {"HARNESS_SWEEP": "a-parent-run", "HARNESS_JOBS": "2"}
+            hydra = plugin.composed.loader.load_sweep_config(plugin.config, overrides)
+            assert hydra.hydra.job.env_set.HARNESS_SWEEP == "a-parent-run"
+            assert_same(plugin.composed.load_sweep_config(plugin.config, overrides), hydra)
+            assert_same(plugin.composed.job_config(plugin.config, overrides), without_hydra(hydra))
 
 
-def test_a_loader_sent_to_a_worker_process_composes_anew():
+def assert_same(config, oracle):
+    """The same values, interpolations and schema: a value the schema refuses is refused by both."""
+    from omegaconf.errors import ValidationError
+
+    assert OmegaConf.to_yaml(config) == OmegaConf.to_yaml(oracle)
+    assert OmegaConf.get_type(config) is OmegaConf.get_type(oracle) and OmegaConf.is_struct(config)
+    for cfg in (config, oracle):
+        with pytest.raises(ValidationError):
+            cfg.epochs = "many"
+
+
+def test_a_loader_sent_to_a_worker_process_carries_the_composed_shapes(monkeypatch):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         plugin, jobs = sweeper(["lr=1,3"])
-        plugin.hand_over(jobs, [plugin.compose(overrides) for overrides in jobs], {})
+        plugin.compose(jobs[0])
+        plugin.hand_over({"HARNESS_SWEEP": "a-parent-run"})  # as the sweeper's `add` does, then prepares
+        plugin.composed.prepare(plugin.config, jobs)
         copy = pickle.loads(pickle.dumps(plugin.composed))
-        assert copy.configs == {} and len(plugin.composed.configs) == 2
+        monkeypatch.setattr(type(copy.loader), "load_sweep_config", lambda *args: pytest.fail("composed anew"))
         assert copy.load_sweep_config(plugin.config, jobs[1]).lr == 3.0
 
 
-def test_a_sequential_sweep_composes_each_job_once(tmp_path):
+def test_a_sweep_composes_one_config_of_each_shape_and_copies_it_for_every_job(tmp_path):
     done = subprocess.run([sys.executable, "-c", COUNTED], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "3 jobs: 3 finished" in done.stdout
-    assert "compositions of a job: 3" in done.stdout
+    assert "4 jobs: 4 finished" in done.stdout
+    # one for the sweeper's check, one for the launcher once the jobs' environment is set
+    assert "compositions of a job: 2" in done.stdout
 
 
 @pytest.mark.slow

@@ -3,22 +3,24 @@
 It is Hydra's basic sweeper (the same jobs in the same order, from `hydra.sweeper.params` and
 the command line, in batches of `max_batch_size`) with three differences:
 
-- each job's config is composed once, here, and checked before any job starts; a launcher in
-  this process (the sequential one, Ray's driver) takes the configs composed here instead of
-  composing them again, a worker process composes its own;
+- Hydra composes each shape of job once (`Composed`): jobs that differ only in the values of
+  plain keys take copies of one composition; every job is checked before any job starts;
 - the multirun is recorded as one MLflow sweep (harness.sweep);
 - with `refine_rounds`, once the jobs are done, rounds of jobs follow that extend the η grid of
   each batch size whose best η is at an end of it (analysis.summary's rules, as in the report).
 """
 
+import os
 import sys
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
@@ -39,26 +41,82 @@ ConfigStore.instance().store(group="hydra/sweeper", name="harness", node=Harness
 
 
 class Composed:
-    """Hydra's config loader, answering a launcher's `load_sweep_config` with the config the
-    sweeper composed for those overrides; a copy sent to a worker process composes anew."""
+    """Hydra's config loader, composing each shape of a job once. Jobs whose overrides differ only
+    in the values they give to plain keys (`lr=3`, `seed=1`: not a config group, a `hydra.` key,
+    a `+`, `++`, `~` or `@` override, a dict that Hydra would merge, or a key another override of
+    the job also sets) share one composition by Hydra; each takes a copy of it with its own
+    values assigned by Hydra's own override rules, and its own `hydra.overrides.task` and
+    `hydra.job.override_dirname`, as Hydra sets them. A copy of this loader sent to a worker
+    process carries the compositions with it."""
 
     def __init__(self, loader):
-        self.loader, self.configs = loader, {}
+        self.loader, self.master, self.shapes, self.groups = loader, None, {}, {}
 
     def __getattr__(self, name: str):
         if name == "loader":  # not set yet: being unpickled
             raise AttributeError(name)
         return getattr(self.loader, name)
 
-    def __getstate__(self) -> dict:
-        return {"loader": self.loader, "configs": {}}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
     def load_sweep_config(self, master_config: DictConfig, overrides: list[str]) -> DictConfig:
-        config = self.configs.pop(tuple(overrides), None)
-        return config if config is not None else self.loader.load_sweep_config(master_config, overrides)
+        """The job's config with its `hydra` node, as Hydra's loader composes it."""
+        return self.compose(master_config, overrides, with_hydra=True)
+
+    def job_config(self, master_config: DictConfig, overrides: list[str]) -> DictConfig:
+        """The job's config without its `hydra` node, as Hydra's `run_job` hands it to the job."""
+        return self.compose(master_config, overrides, with_hydra=False)
+
+    def prepare(self, master_config: DictConfig, jobs: list[list[str]]) -> None:
+        """Compose each shape of these jobs now, so that a copy of this loader sent to a worker
+        process has them all."""
+        for overrides in jobs:
+            self.shape(master_config, overrides)
+
+    def shape(self, master_config: DictConfig, overrides: list[str]) -> tuple[tuple, list, list]:
+        """The job's shape, composed if new, and its plain overrides."""
+        hydra_overrides = list(master_config.hydra.overrides.hydra)
+        master = (master_config.hydra.job.config_name, *hydra_overrides)
+        if master != self.master:  # compositions of another master config (more env_set) are stale
+            self.master, self.shapes = master, {}
+        parsed = OverridesParser.create().parse_overrides(hydra_overrides + list(overrides))
+        plain = self.plain(parsed)
+        shape = tuple(("=", o.key_or_group) if o in plain else o.input_line for o in parsed)
+        if shape not in self.shapes:
+            config = self.loader.load_sweep_config(master_config, list(overrides))
+            self.shapes[shape] = {True: config, False: without_hydra(config)}
+        return shape, parsed, plain
+
+    def compose(self, master_config: DictConfig, overrides: list[str], with_hydra: bool) -> DictConfig:
+        shape, parsed, plain = self.shape(master_config, overrides)
+        config = deepcopy(self.shapes[shape][with_hydra])  # a launcher writes into the config it gets
+        ConfigLoaderImpl._apply_overrides_to_config(plain, config)
+        if with_hydra:
+            task = [o for o in parsed if not o.is_hydra_override()]
+            override_dirname = config.hydra.job.config.override_dirname
+            with open_dict(config.hydra):
+                config.hydra.overrides.task = [o.input_line for o in task]
+                config.hydra.job.override_dirname = get_overrides_dirname(
+                    overrides=task, kv_sep=override_dirname.kv_sep, item_sep=override_dirname.item_sep,
+                    exclude_keys=override_dirname.exclude_keys)
+                for key in config.hydra.job.env_copy:
+                    config.hydra.job.env_set[key] = os.environ[key]
+                config.hydra.runtime.cwd = os.getcwd()
+        OmegaConf.copy_cache(from_config=master_config, to_config=config)
+        return config
+
+    def plain(self, parsed: list) -> list:
+        """The overrides that only assign a value to a key of the composed config."""
+        candidates = [o for o in parsed if not o.is_hydra_override() and o.type == OverrideType.CHANGE
+                      and o.package is None and not o.is_sweep_override() and not isinstance(o.value(), dict)
+                      and not self.is_group(o.key_or_group)]
+        related = lambda a, b: a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
+        return [o for o in candidates
+                if not any(related(o.key_or_group, other.key_or_group) for other in parsed if other not in candidates)]
+
+    def is_group(self, key: str) -> bool:
+        if key not in self.groups:
+            parent, _, name = key.rpartition("/")
+            self.groups[key] = name in self.loader.list_groups(parent)
+        return self.groups[key]
 
 
 def without_hydra(config: DictConfig) -> DictConfig:
@@ -90,10 +148,10 @@ class HarnessSweeper(BasicSweeper):
         hydra_context.config_loader = self.composed  # the launcher set up above reads the same context
 
     def compose(self, overrides: list[str]) -> DictConfig:
-        """The config Hydra composes for a job (with its `hydra` node); a value the schema
+        """The job's config (without its `hydra` node, as the job gets it); a value the schema
         refuses is a ConfigError."""
         try:
-            return self.composed.loader.load_sweep_config(self.config, list(overrides))
+            return self.composed.job_config(self.config, list(overrides))
         except (HydraException, OmegaConfBaseException) as error:
             raise ConfigError(sweep.composition_error(error)) from None
 
@@ -129,16 +187,16 @@ class HarnessSweeper(BasicSweeper):
 
     def add(self, jobs: list[list[str]]) -> None:
         """Compose and check these jobs (the first ones also open the sweep's record), and hand
-        their configs and environment to the launcher."""
+        their environment to the launcher."""
         configs = [self.compose(overrides) for overrides in jobs]
-        views = [without_hydra(cfg) for cfg in configs]
         if self.jobs:
-            environment = self.record.extend(jobs, views)
+            environment = self.record.extend(jobs, configs)
         else:
-            environment = self.record.start(self.config, jobs, views)
+            environment = self.record.start(self.config, jobs, configs)
         self.jobs += jobs
-        self.configs += views
-        self.hand_over(jobs, configs, environment)
+        self.configs += configs
+        self.hand_over(environment)
+        self.composed.prepare(self.config, jobs)
 
     def launch(self, jobs: list[list[str]]) -> list:
         """The jobs, in batches of `max_batch_size`, numbered on from those launched before."""
@@ -172,15 +230,10 @@ class HarnessSweeper(BasicSweeper):
             print(f"refining the η grid ({len(jobs)} more jobs): {steps}", flush=True)
         return jobs
 
-    def hand_over(self, jobs: list[list[str]], configs: list[DictConfig], environment: dict[str, str]) -> None:
-        """Every job's environment (Hydra's `hydra.job.env_set`, which every launcher applies) in
-        the configs a launcher composes anew and in those composed here, which it takes instead."""
+    def hand_over(self, environment: dict[str, str]) -> None:
+        """Every job's environment, as Hydra's `hydra.job.env_set` (which every launcher applies) in
+        the config from which a launcher composes the jobs."""
         env_set = [f"++hydra.job.env_set.{key}={value}" for key, value in environment.items()]
         with read_write(self.config.hydra), open_dict(self.config.hydra):
             kept = [o for o in self.config.hydra.overrides.hydra if not o.startswith("++hydra.job.env_set.")]
             self.config.hydra.overrides.hydra = kept + env_set
-        for config in configs:
-            with read_write(config.hydra), open_dict(config.hydra):
-                config.hydra.overrides.hydra.extend(env_set)
-                config.hydra.job.env_set.update(environment)
-        self.composed.configs.update({tuple(overrides): config for overrides, config in zip(jobs, configs)})
