@@ -1,9 +1,11 @@
 """The MLflow store, and what the job layer asks of it.
 
-Opening: a SQLite store is created and migrated under an exclusive lock on its file, so launches
-that start together in a new folder do not race MLflow's migrations; a store left half-created
-(a disk that filled during the first launch) and holding no runs is emptied and made anew. A
-server is checked with a real API call (`server.check_server`) before any job starts.
+Opening: a SQLite store is created under an exclusive lock on its file, so launches that start
+together in a new folder do not race MLflow's migrations; the first store MLflow migrates for
+this MLflow version is kept, empty, in the user's cache as the template the next new stores are
+copied from. A store left half-created (a disk that filled during the first launch) and holding
+no runs is emptied and made anew. A server is checked with a real API call
+(`server.check_server`) before any job starts.
 
 Questions: is a config already trained to its last epoch (resume), is another process training
 it right now (a live claim), and which RUNNING runs were abandoned by a process that is gone (on
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import sqlite3
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +42,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TI
 HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
 RUN_WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
 STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
+TEMPLATES = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
 
 _opened: set[str] = set()  # stores this process has opened (each is created or checked once)
 
@@ -79,11 +83,22 @@ def sqlite_path(uri: str) -> Path:
 
 def open_sqlite(uri: str) -> None:
     """Create or check the store while holding an exclusive lock on its file. SQLite's own locks
-    are POSIX locks, which an flock does not touch; none is held here when the lock is released."""
+    are POSIX locks, which an flock does not touch; none is held here when the lock is released.
+    A new store is a copy of the template, if there is one yet."""
     path = sqlite_path(uri)
     with locked(path):
+        new = path.stat().st_size == 0
+        if new and from_template(path):
+            try:
+                MlflowClient(uri).search_experiments(max_results=1)
+                return
+            except Exception:  # noqa: BLE001 - not a store this MLflow opens: migrated as if there were none
+                template().unlink(missing_ok=True)
+                os.truncate(path, 0)
         try:
             MlflowClient(uri).search_experiments(max_results=1)  # MLflow creates or checks the schema
+            if new:
+                keep_template(path)
             return
         except Exception as error:  # noqa: BLE001 - any failure to open is reported or repaired below
             if holds_runs(path):
@@ -99,11 +114,50 @@ def open_sqlite(uri: str) -> None:
                               f"({describe(error)})") from None
 
 
+def template() -> Path:
+    """The empty store that new stores of this MLflow version are copied from: MLflow's migrations
+    of a new SQLite store take longer than a short sweep's jobs, and make the same tables each time."""
+    return TEMPLATES / f"mlflow-{mlflow.__version__}.db"
+
+
+def from_template(path: Path) -> bool:
+    try:
+        shutil.copyfile(template(), path)
+        return True
+    except FileNotFoundError:  # none yet: MLflow migrates this store, which then becomes the template
+        return False
+    except OSError:  # a copy cut short (a full disk) is no database: MLflow migrates an empty file
+        os.truncate(path, 0)
+        return False
+
+
+def keep_template(path: Path) -> None:
+    """Keep a copy of this new store as the template, without its Default experiment: MLflow
+    makes that in every store it opens without one, with the store's own artifact folder."""
+    copy = TEMPLATES / f".{socket.gethostname()}-{os.getpid()}.db"
+    try:
+        TEMPLATES.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+            target.execute("delete from experiment_tags where experiment_id = 0")
+            target.execute("delete from experiments where experiment_id = 0")
+            target.commit()
+        os.replace(copy, template())  # whole or not at all, whoever else writes one at the same time
+    except (OSError, sqlite3.Error):
+        pass  # no template: the next new store is migrated by MLflow, as this one was
+    finally:
+        copy.unlink(missing_ok=True)
+
+
 def empty(path: Path) -> None:
-    """Drop every table of the SQLite file, leaving a new database."""
-    with sqlite3.connect(path) as db:
-        for (table,) in db.execute("select name from sqlite_master where type = 'table'").fetchall():
-            db.execute(f'drop table "{table}"')
+    """Drop every table of the SQLite file, leaving a new database; a file that is no database
+    (a copy of the template cut short by a kill) is cut to nothing, which SQLite reads as one."""
+    try:
+        with closing(sqlite3.connect(path)) as db, db:
+            for (table,) in db.execute("select name from sqlite_master where type = 'table'").fetchall():
+                db.execute(f'drop table "{table}"')
+    except sqlite3.DatabaseError:
+        os.truncate(path, 0)
 
 
 @contextmanager

@@ -269,3 +269,42 @@ def test_a_job_whose_run_is_marked_killed_by_another_process_stops_at_its_next_e
     with pytest.raises(signals.Stopped, match="its run was marked KILLED: killed by SIGINT"):
         harness.train_from_config([*SMALL, "epochs=1000000", f"tracking.uri={uri}"], track=True)
     assert the_run(uri).info.status == "KILLED"
+
+
+def schema_and_rows(path) -> tuple:
+    """Every table's definition and rows, but the Default experiment's times and artifact folder."""
+    with sqlite3.connect(path) as db:
+        schema = db.execute("select type, name, sql from sqlite_master order by name").fetchall()
+        rows = {name: db.execute(f'select * from "{name}" order by 1').fetchall()
+                for kind, name, _ in schema if kind == "table" and name != "experiments"}
+        experiments = db.execute("select experiment_id, name, lifecycle_stage from experiments").fetchall()
+    return schema, rows, experiments
+
+
+def test_a_new_store_copied_from_the_template_is_the_store_mlflow_migrates(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "TEMPLATES", tmp_path / "cache")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store.connect(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")  # migrated by MLflow; kept as the template
+    monkeypatch.setattr("mlflow.store.db.utils._initialize_tables", lambda engine: pytest.fail("migrated"))
+    monkeypatch.chdir(tmp_path / "b")
+    client = store.connect(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")
+    assert schema_and_rows(tmp_path / "a" / "mlflow.db") == schema_and_rows(tmp_path / "b" / "mlflow.db")
+    assert client.get_experiment("0").artifact_location == str(tmp_path / "b" / "mlruns" / "0")
+
+
+def test_a_template_mlflow_cannot_open_is_replaced_by_a_migrated_store(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "TEMPLATES", tmp_path / "cache")
+    store.TEMPLATES.mkdir()
+    store.template().write_bytes(b"not a database")
+    client = store.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert store.experiment_id(client, "harness")
+    assert store.template().read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_store_cut_short_while_copied_from_the_template_is_made_anew(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "TEMPLATES", tmp_path / "cache")
+    store.connect(f"sqlite:///{tmp_path / 'first.db'}")  # the template
+    (tmp_path / "mlflow.db").write_bytes(store.template().read_bytes()[:200_000])  # a kill mid-copy
+    client = store.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert store.experiment_id(client, "harness")
