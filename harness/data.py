@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,11 +95,28 @@ class Digits:
     seed: int = 0
 
     def load(self) -> Dataset:
+        pixels, labels = digits_table()
+        X, Y = pixels / 16.0, one_hot(labels, 10)
+        return Dataset(self.name, "classification", *split_by_sizes(X, Y, self.validation, self.test, self.seed))
+
+
+def digits_file() -> Path:
+    """scikit-learn's `datasets/data/digits.csv.gz`, found without importing scikit-learn."""
+    return Path(importlib.util.find_spec("sklearn").submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
+def digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """The 64 pixels (0 to 16) and the label of each image, read from the file as `load_digits`
+    reads it: importing scikit-learn imports SciPy's statistics, which takes far longer than
+    reading the file, in every process that starts a sweep or runs its jobs."""
+    path = digits_file()
+    if not path.exists():  # a scikit-learn that keeps the file elsewhere: its own loader
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        X, Y = bunch.data / 16.0, one_hot(bunch.target, 10)
-        return Dataset(self.name, "classification", *split_by_sizes(X, Y, self.validation, self.test, self.seed))
+        return bunch.data, bunch.target
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(int)
 
 
 @dataclass

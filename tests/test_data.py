@@ -10,7 +10,7 @@ import pytest
 from conftest import MNIST
 from harness import compose
 from harness.errors import ConfigError
-from harness.data import Blobs, Digits, Linear, Mnist, read_idx
+from harness.data import Blobs, Digits, Linear, Mnist, digits_table, read_idx
 
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"no MNIST files in {MNIST}")
 
@@ -117,6 +117,22 @@ def test_same_data_seed_gives_identical_splits(settings):
 @pytest.mark.parametrize("settings", [Digits, Linear, Blobs])
 def test_other_data_seed_gives_other_splits(settings):
     assert settings(seed=3).load().digest() != settings(seed=4).load().digest()
+
+
+def test_digits_are_the_images_and_labels_of_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    pixels, labels = digits_table()
+    bunch = load_digits()
+    assert pixels.dtype == bunch.data.dtype and np.array_equal(pixels, bunch.data)
+    assert np.array_equal(labels, bunch.target)
+
+
+def test_digits_come_from_scikit_learns_loader_where_its_file_is_elsewhere(monkeypatch, tmp_path):
+    pixels, labels = digits_table()
+    monkeypatch.setattr("harness.data.digits_file", lambda: tmp_path / "moved.csv.gz")
+    moved_pixels, moved_labels = digits_table()
+    assert np.array_equal(moved_pixels, pixels) and np.array_equal(moved_labels, labels)
 
 
 def test_digits_split_sizes_add_up_to_all_images():
