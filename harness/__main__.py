@@ -6,6 +6,7 @@ ends the runs of this launch KILLED and exits 128 + the signal; any other failur
 ends them FAILED and exits 1.
 """
 
+import gc
 import os
 import sys
 
@@ -119,6 +120,10 @@ def cli() -> None:
                 exit_with(f"error: the sweep stopped: {describe(error)}; its unfinished runs are marked FAILED; "
                      f"launch the same command again to run what did not finish", 1)
             raise
+        finally:
+            # at exit, the interpreter's garbage collections walk every object of the imports (MLflow,
+            # pandas, SciPy) once more, a pause at the end of every command; what is frozen they skip
+            gc.freeze()
 
 
 if __name__ == "__main__":
