@@ -139,10 +139,11 @@ def claim(client, experiment: str, digest: str, cfg: DictConfig, open_run) -> st
     the same moment each see the other's run, since each looks after creating its own, and both
     step back and try again: two trainings of one config never run at once."""
     while True:
-        done = store.finished_run(client, experiment, digest, cfg.epochs)
+        runs = store.config_runs(experiment, digest)
+        done = store.finished(client, runs, cfg.epochs)
         if done is not None:
             return done
-        other = store.live_claim(experiment, digest)
+        other = store.live(runs)
         if other is not None:
             print(f"waiting: {other.info.run_name} is being trained by pid {other.data.tags.get(names.PID)} "
                   f"on {other.data.tags.get(names.HOST)} (run {other.info.run_id})", flush=True)

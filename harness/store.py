@@ -221,10 +221,19 @@ def complete(client: MlflowClient, run: Run, epochs: int) -> bool:
     return recorded >= set(range(last + 1))
 
 
+def config_runs(experiment: str, digest: str) -> list[Run]:
+    """Every run of this config hash, the latest first."""
+    return search(experiment, f"tags.{names.CONFIG_HASH} = '{digest}'")
+
+
+def finished(client: MlflowClient, runs: list[Run], epochs: int) -> Run | None:
+    """The first FINISHED run of these with every epoch recorded, or None."""
+    return next((run for run in runs if run.info.status == "FINISHED" and complete(client, run, epochs)), None)
+
+
 def finished_run(client: MlflowClient, experiment: str, digest: str, epochs: int) -> Run | None:
     """A FINISHED run of this config hash with every epoch recorded, or None."""
-    where = f"attributes.status = 'FINISHED' and tags.{names.CONFIG_HASH} = '{digest}'"
-    return next((run for run in search(experiment, where) if complete(client, run, epochs)), None)
+    return finished(client, config_runs(experiment, digest), epochs)
 
 
 def alive(run: Run) -> bool:
@@ -236,10 +245,14 @@ def alive(run: Run) -> bool:
     return time.time() - beat < STALE_SECONDS
 
 
+def live(runs: list[Run], mine: str | None = None) -> Run | None:
+    """The first RUNNING run of these, other than `mine`, whose process is alive."""
+    return next((run for run in runs if run.info.status == "RUNNING" and run.info.run_id != mine and alive(run)), None)
+
+
 def live_claim(experiment: str, digest: str, mine: str | None = None) -> Run | None:
     """A RUNNING run of this config hash, other than `mine`, whose process is alive."""
-    where = f"attributes.status = 'RUNNING' and tags.{names.CONFIG_HASH} = '{digest}'"
-    return next((run for run in search(experiment, where) if run.info.run_id != mine and alive(run)), None)
+    return live(config_runs(experiment, digest), mine)
 
 
 def end(client: MlflowClient, run_id: str, status: str, error: str | None = None) -> None:
