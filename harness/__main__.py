@@ -95,6 +95,9 @@ def stopped(stop: signals.Stopped) -> None:
 
 
 def cli() -> None:
+    # the imports' objects (MLflow, pandas, SciPy) live as long as the process: frozen, the garbage
+    # collector's full passes (and the interpreter's last ones at exit) walk only what comes after
+    gc.freeze()
     arguments = sys.argv[1:]
     if {"-h", "--help"} & set(arguments):
         print(help_text())
@@ -121,9 +124,7 @@ def cli() -> None:
                      f"launch the same command again to run what did not finish", 1)
             raise
         finally:
-            # at exit, the interpreter's garbage collections walk every object of the imports (MLflow,
-            # pandas, SciPy) once more, a pause at the end of every command; what is frozen they skip
-            gc.freeze()
+            gc.freeze()  # likewise for the interpreter's last passes, at exit
 
 
 if __name__ == "__main__":

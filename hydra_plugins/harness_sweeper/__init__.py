@@ -10,6 +10,7 @@ the command line, in batches of `max_batch_size`) with three differences:
   each batch size whose best η is at an end of it (analysis.summary's rules, as in the report).
 """
 
+import gc
 import os
 import sys
 from copy import deepcopy
@@ -168,6 +169,7 @@ class HarnessSweeper(BasicSweeper):
             exit_with(f"error: the sweep could not start: {describe(error)}", 1)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
+        gc.freeze()  # the sweep's own objects last until its end: the collector's passes skip them
         returns = self.launch(self.jobs)
         for _ in range(self.refine_rounds):
             try:
