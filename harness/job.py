@@ -34,9 +34,9 @@ from .errors import ConfigError, describe
 from .network import Network
 from .train import Result, random_streams, train
 
-# environment of a sweep's jobs: the id of its parent run, its number of jobs, when it started
-SWEEP, JOBS, STARTED = "HARNESS_SWEEP", "HARNESS_JOBS", "HARNESS_STARTED"
-TALLY = ".jobs_done"  # in the sweep's folder: a byte per finished job
+# environment of a sweep's jobs: the id of its parent run, its number of jobs
+SWEEP, JOBS = "HARNESS_SWEEP", "HARNESS_JOBS"
+TALLY = ".jobs_done"  # in the sweep's folder: a line per finished job, the time it began
 CLAIM_POLL_SECONDS = 2.0
 log = logging.getLogger("harness")  # Hydra sends a job's lines to the terminal and to its folder's log file
 
@@ -49,7 +49,6 @@ class Context:
     sweep: str | None = None
     resume: bool = False  # skip the job if its config already has a complete FINISHED run
     jobs: int = 1
-    started: float = field(default_factory=time.time)  # when the sweep started
     tally: Path | None = None  # the file in the sweep's folder that counts its finished jobs
 
     @classmethod
@@ -58,19 +57,22 @@ class Context:
         sweep = os.environ.get(SWEEP) if hydra.mode == RunMode.MULTIRUN else None
         return cls(overrides=list(hydra.overrides.task), sweep=sweep, resume=bool(sweep) and cfg.tracking.resume,
                    jobs=int(os.environ.get(JOBS, 1)) if sweep else 1,
-                   started=float(os.environ.get(STARTED, time.time())),
                    tally=Path(hydra.sweep.dir) / TALLY if sweep else None)
 
-    def progress(self) -> tuple[str, str]:
-        """`[5/27] … ETA 20 s`: how many of the sweep's jobs are done with this one, and when the
-        rest will be at this pace. Jobs count themselves in `tally` (a byte each, appended under a
-        lock), so parallel workers count one sequence; on a cluster each node counts its own."""
-        with open(self.tally, "ab") as file:
+    def progress(self, seconds: float) -> tuple[str, str]:
+        """`[5/27] … ETA 20 s`: how many of the sweep's jobs are done with this one (which took
+        `seconds`), and when the rest will be at the pace since the earliest of them began: the
+        workers' start-up before it is paid once. Jobs count themselves in `tally` (a line each,
+        appended under a lock), so parallel workers count one sequence; on a cluster each node
+        counts its own."""
+        with open(self.tally, "a+") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
-            file.write(b".")
+            file.write(f"{time.time() - seconds:.3f}\n")
             file.flush()
-            done = file.tell()
-        left = (time.time() - self.started) / done * (self.jobs - done)
+            file.seek(0)
+            begun = [float(line) for line in file]
+        done = len(begun)
+        left = (time.time() - min(begun)) / done * (self.jobs - done)
         return f"[{done}/{self.jobs}]", (f", ETA {left:.0f} s" if self.jobs > done else "")
 
 
@@ -254,6 +256,6 @@ def report(cfg: DictConfig, context: Context, outcome: Outcome, seconds: float, 
     """A sweep's line for this job: `[5/27] lr=3,seed=1 finished: train_cost 0.011, … (1.2 s), ETA 20 s`."""
     if context.sweep is None or not cfg.progress:
         return
-    place, eta = context.progress()
+    place, eta = context.progress(seconds)
     what = why or (metrics_line(outcome.result.final) if outcome.result else "already has a FINISHED run")
     log.info(f"{place} {outcome.name} {outcome.status}: {what} ({seconds:.1f} s){eta}")

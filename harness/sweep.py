@@ -16,7 +16,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from mlflow.entities import Metric, Run
@@ -26,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import JOBS, STARTED, SWEEP, load_data, run_name
+from .job import JOBS, SWEEP, load_data, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "Sweep | None" = None  # the sweep this process launches, for `abort`
@@ -127,8 +126,7 @@ class Sweep:
             self.client.set_experiment_tag(self.experiment, names.DESCRIPTION, configs[0].study.question)
         self.parent = self.client.create_run(self.experiment, run_name=f"sweep {Path(config.hydra.sweep.dir).name}",
                                              tags=tags).info.run_id
-        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: str(len(self.jobs)),
-                       STARTED: f"{time.time():.3f}"}
+        environment = {SWEEP: self.parent, signals.LAUNCHER: signals.this_process(), JOBS: str(len(self.jobs))}
         if "MLFLOW_TRACKING_URI" in os.environ:  # a Ray worker on another node has an environment of its own
             environment["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
         self.environment = environment
