@@ -73,7 +73,7 @@ class Composed:
             self.shape(master_config, overrides)
 
     def shape(self, master_config: DictConfig, overrides: list[str]) -> tuple[tuple, list, list]:
-        """The job's shape, composed if new, and its plain overrides."""
+        """The job's shape (composed if new), its parsed overrides and the plain ones among them."""
         hydra_overrides = list(master_config.hydra.overrides.hydra)
         master = (master_config.hydra.job.config_name, *hydra_overrides)
         if master != self.master:  # compositions of another master config (more env_set) are stale
