@@ -15,6 +15,7 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from .cache import user_cache
 from .download import DownloadError, fetch
 from .errors import ConfigError
 
@@ -185,7 +186,7 @@ def cache_root() -> Path:
     $HARNESS_DATA if set, else harness/ in the user's cache ($XDG_CACHE_HOME or ~/.cache)."""
     if os.environ.get("HARNESS_DATA"):
         return Path(os.environ["HARNESS_DATA"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+    return user_cache()
 
 
 @dataclass

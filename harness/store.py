@@ -31,6 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from . import names
+from .cache import user_cache
 from .errors import ConfigError, describe
 from .server import check_server
 from .signals import check as check_signals
@@ -42,7 +43,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TI
 HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
 RUN_WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
 STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
-TEMPLATES = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+TEMPLATES = user_cache()  # where store.template() is kept
 
 _opened: set[str] = set()  # stores this process has opened (each is created or checked once)
 
