@@ -91,13 +91,13 @@ def open_sqlite(uri: str) -> None:
         new = path.stat().st_size == 0
         if new and from_template(path):
             try:
-                MlflowClient(uri).search_experiments(max_results=1)
+                mlflow_opens(uri)
                 return
             except Exception:  # noqa: BLE001 - not a store this MLflow opens: migrated as if there were none
                 template().unlink(missing_ok=True)
                 os.truncate(path, 0)
         try:
-            MlflowClient(uri).search_experiments(max_results=1)  # MLflow creates or checks the schema
+            mlflow_opens(uri)
             if new:
                 keep_template(path)
             return
@@ -109,10 +109,15 @@ def open_sqlite(uri: str) -> None:
                   file=sys.stderr)
         try:
             empty(path)  # in place: MLflow keeps a connection to this file open
-            MlflowClient(uri).search_experiments(max_results=1)
+            mlflow_opens(uri)
         except Exception as error:  # noqa: BLE001
             raise ConfigError(f"tracking.uri: cannot create an MLflow store at {path.resolve()} "
                               f"({describe(error)})") from None
+
+
+def mlflow_opens(uri: str) -> None:
+    """MLflow creates the store (a new or empty file) or checks its schema, raising if it cannot."""
+    MlflowClient(uri).search_experiments(max_results=1)
 
 
 def template() -> Path:
