@@ -23,6 +23,7 @@ from .data import DATASETS
 from .errors import ConfigError
 from .measure import Measurements
 from .network import ACTIVATIONS, COSTS, INITS
+from .train import Budget
 
 
 CONF = Path(__file__).resolve().parent.parent / "conf"  # the Hydra configs: config.yaml and its groups
@@ -58,6 +59,7 @@ class Config:
     lr: float = 3.0
     batch_size: Any = 10  # a positive integer or "full"
     epochs: int = 30
+    budget: Budget = field(default_factory=Budget)  # updates or inputs seen, instead of epochs
     seed: int = 0
     last_batch: str = "keep"  # when m does not divide n: "keep" the short batch or "drop" it
     divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
@@ -113,6 +115,7 @@ def check(cfg) -> None:
         raise ConfigError(f"batch_size: {bs!r} must be an integer >= 1 or 'full'")
     if cfg.epochs < 1:
         raise ConfigError(f"epochs: {cfg.epochs} must be an integer >= 1")
+    check_budget(cfg.budget)
     if cfg.seed < 0:
         raise ConfigError(f"seed: {cfg.seed} must be an integer >= 0")
     if not (0 <= cfg.tracking.patience < math.inf):
@@ -142,6 +145,17 @@ def check(cfg) -> None:
         raise ConfigError(f"measure.noise_probe: {cfg.measure.noise_probe} must be an integer >= 2")
 
 
+def check_budget(budget) -> None:
+    """At most one budget besides `epochs`, a positive count."""
+    chosen = {key: budget[key] for key in ("updates", "examples") if budget[key] is not None}
+    if len(chosen) > 1:
+        raise ConfigError(f"budget: updates={budget.updates} and examples={budget.examples} are two budgets; "
+                          f"set one of budget.updates, budget.examples (the other null), or neither to train for epochs")
+    for key, value in chosen.items():
+        if value < 1:
+            raise ConfigError(f"budget.{key}: {value} must be an integer >= 1, or null to train for epochs")
+
+
 def check_batch_size(batch_size: Any, n_train: int) -> None:
     if batch_size != "full" and batch_size > n_train:
         raise ConfigError(f"batch_size: {batch_size} is larger than the {n_train} training inputs; "
@@ -151,7 +165,7 @@ def check_batch_size(batch_size: Any, n_train: int) -> None:
 def unknown_key(cfg) -> str | None:
     """The first key that no schema declares: a typo, which `+key=value` would otherwise add."""
     schemas = {"": Config, "model": ModelConfig, "tracking": TrackingConfig, "measure": Measurements,
-               "study": StudyConfig, "data": DATASETS.get(cfg.data.name)}
+               "study": StudyConfig, "budget": Budget, "data": DATASETS.get(cfg.data.name)}
     for prefix, schema in schemas.items():
         node = cfg[prefix] if prefix else cfg
         if schema is None or node is None:

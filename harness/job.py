@@ -32,7 +32,7 @@ from . import names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
 from .network import Network
-from .train import Result, random_streams, train
+from .train import Result, planned_epochs, random_streams, train
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs
 SWEEP, JOBS = "HARNESS_SWEEP", "HARNESS_JOBS"
@@ -89,14 +89,14 @@ def metrics_line(metrics: dict) -> str:
     return ", ".join(f"{key} {metrics[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in metrics)
 
 
-def epoch_lines(cfg: DictConfig):
-    """on_epoch for one run: a line per epoch, at most one a second, and always the last."""
+def epoch_lines(epochs: int):
+    """on_epoch for one run of `epochs` epochs: a line per epoch, at most one a second, and always the last."""
     shown = [0.0]
 
     def show(epoch: int, metrics: dict, series: dict) -> None:
-        if epoch == cfg.epochs or time.monotonic() - shown[0] >= 1.0:
+        if epoch == epochs or time.monotonic() - shown[0] >= 1.0:
             shown[0] = time.monotonic()
-            log.info(f"epoch {epoch}/{cfg.epochs}: {metrics_line(metrics)}")
+            log.info(f"epoch {epoch}/{epochs}: {metrics_line(metrics)}")
 
     return show
 
@@ -131,10 +131,15 @@ def build(cfg: DictConfig):
 
 def fit(cfg: DictConfig, dataset, network: Network, sampling_rng, on_epoch=lambda epoch, metrics, series: None) -> Result:
     return train(network, dataset, cfg.lr, cfg.batch_size, cfg.epochs, sampling_rng, last_batch=cfg.last_batch,
-                 divergence_ratio=cfg.divergence_ratio, measure=cfg.measure, on_epoch=on_epoch)
+                 divergence_ratio=cfg.divergence_ratio, measure=cfg.measure, on_epoch=on_epoch, budget=cfg.budget)
 
 
-def claim(client, experiment: str, digest: str, cfg: DictConfig, open_run) -> str | Run:
+def epochs_of(cfg: DictConfig, n_train: int) -> int:
+    """The epochs a checked config records after epoch 0, on `n_train` training inputs."""
+    return planned_epochs(n_train, cfg.batch_size, cfg.last_batch, cfg.epochs, cfg.budget)
+
+
+def claim(client, experiment: str, digest: str, epochs: int, open_run) -> str | Run:
     """The id of a new run (`open_run()`) that holds the claim to train this config, or the
     complete FINISHED run that makes the job a skip. A run another live process is training is
     waited for: it may finish (a skip) or stop (then this job trains it). Two jobs that claim at
@@ -142,7 +147,7 @@ def claim(client, experiment: str, digest: str, cfg: DictConfig, open_run) -> st
     step back and try again: two trainings of one config never run at once."""
     while True:
         runs = store.config_runs(experiment, digest)
-        done = store.finished(client, runs, cfg.epochs)
+        done = store.finished(client, runs, epochs)
         if done is not None:
             return done
         other = store.live(runs)
@@ -189,13 +194,14 @@ class Job:
             if context.sweep is None:  # a sweep's launcher has already closed abandoned runs
                 store.close_abandoned(client, experiment)
             open_run = lambda: tracking.create_run(client, experiment, self.name, self.tags(), context.sweep)
-            claimed = claim(client, experiment, self.digest, cfg, open_run) if context.resume else open_run()
+            epochs = epochs_of(cfg, len(dataset.train))
+            claimed = claim(client, experiment, self.digest, epochs, open_run) if context.resume else open_run()
             if not isinstance(claimed, str):
                 return Outcome("skipped", self.name, run_id=claimed.info.run_id)
             self.run_id = claimed
             with tracking.recorded(client, self.run_id, cfg.tracking.patience) as recorder:
                 recorder.log_inputs(cfg, dataset)
-                show = epoch_lines(cfg) if cfg.progress and context.sweep is None else lambda *epoch: None
+                show = epoch_lines(epochs) if cfg.progress and context.sweep is None else lambda *epoch: None
                 on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), show(*epoch), signals.check())
                 result = fit(cfg, dataset, network, sampling_rng, on_epoch=on_epoch)
                 recorder.finish(result, network)

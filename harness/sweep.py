@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import JOBS, SWEEP, load_data, run_name
+from .job import JOBS, SWEEP, epochs_of, load_data, run_name
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "Sweep | None" = None  # the sweep this process launches, for `abort`
@@ -43,16 +43,18 @@ def composition_error(error: BaseException) -> str:
     return f"{key}: {message}" if key else message
 
 
-def check_jobs(configs: list[DictConfig]) -> None:
+def check_jobs(configs: list[DictConfig]) -> list[int]:
     """Raise ConfigError for the first job that cannot run; load each distinct dataset once (the
-    last one stays loaded for the jobs of a launcher in this process)."""
-    sizes = {}
+    last one stays loaded for the jobs of a launcher in this process). Each job's epochs."""
+    sizes, epochs = {}, []
     for cfg in configs:
         check(cfg)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
         if key not in sizes:
             sizes[key] = len(load_data(key, cfg.model.dtype).train)
         check_batch_size(cfg.batch_size, sizes[key])
+        epochs.append(epochs_of(cfg, sizes[key]))
+    return epochs
 
 
 def outcome(run) -> str:
@@ -140,8 +142,8 @@ class Sweep:
 
     def add(self, jobs: list[list[str]], configs: list[DictConfig]) -> None:
         """Check these jobs and count them in the sweep: name, config hash, epochs."""
-        check_jobs(configs)
-        self.jobs += [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
+        epochs = check_jobs(configs)
+        self.jobs += [(run_name(overrides), config_hash(cfg), n) for overrides, cfg, n in zip(jobs, configs, epochs)]
 
     def dry_run(self, configs: list[DictConfig]) -> str:
         """A row per job: its name, config hash and what a launch would do with it."""

@@ -4,14 +4,21 @@ An epoch is one pass over the n training inputs. Stochastic gradient descent dra
 order every epoch (sampling without replacement) and steps once per mini-batch of m inputs;
 full-batch gradient descent (`batch_size="full"`) steps once per epoch on all n inputs, on the
 training arrays themselves (no shuffled copy: the mean gradient does not depend on the order).
+
+A run lasts a number of epochs, or a `Budget` of updates or of inputs seen, so that batch sizes
+can be compared at equal updates rather than at equal epochs (which give a large m few updates).
+A budget may end in the middle of an epoch: that last, partial epoch is recorded like any other,
+its metrics measured after the final update, its `steps` and `examples` saying how far it went.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -51,6 +58,37 @@ def batch_bounds(n: int, m: int, last_batch: str) -> list[tuple[int, int]]:
     """[start, stop) of each mini-batch; a short last batch is kept or dropped."""
     stop = n - n % m if last_batch == "drop" else n
     return [(i, min(i + m, n)) for i in range(0, stop, m)]
+
+
+@dataclass
+class Budget:
+    """How long a run trains instead of its `epochs`: exactly `updates` updates, or the fewest
+    updates that see at least `examples` training inputs (a run takes whole mini-batches, so it
+    sees up to m − 1 more). At most one is set; neither: the run's epochs are its budget."""
+    updates: Optional[int] = None
+    examples: Optional[int] = None
+
+
+def batch_sizes(n: int, batch_size: int | str, last_batch: str) -> list[int]:
+    """The inputs of each update of an epoch, in order."""
+    return [n] if batch_size == "full" else [stop - start for start, stop in batch_bounds(n, batch_size, last_batch)]
+
+
+def planned_updates(n: int, batch_size: int | str, last_batch: str, epochs: int, budget: Budget = Budget()) -> int:
+    """The updates a run makes: `budget.updates`; or the fewest whose mini-batches hold at least
+    `budget.examples` inputs; or `epochs` × the updates of an epoch."""
+    sizes = batch_sizes(n, batch_size, last_batch)
+    if budget.updates is not None:
+        return budget.updates
+    if budget.examples is not None:
+        whole, rest = divmod(budget.examples, sum(sizes))
+        return whole * len(sizes) + bisect.bisect_left(list(itertools.accumulate(sizes, initial=0)), rest)
+    return epochs * len(sizes)
+
+
+def planned_epochs(n: int, batch_size: int | str, last_batch: str, epochs: int, budget: Budget = Budget()) -> int:
+    """The epochs a run records after epoch 0, the last of them partial when the budget ends inside it."""
+    return math.ceil(planned_updates(n, batch_size, last_batch, epochs, budget) / len(batch_sizes(n, batch_size, last_batch)))
 
 
 def mini_batches(train: Split, m: int, rng: np.random.Generator, last_batch: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -93,8 +131,10 @@ def train(
     divergence_ratio: float = 1e4,
     measure: Measurements = Measurements(),
     on_epoch: Callable[[int, dict, Series], None] = lambda epoch, metrics, series: None,
+    budget: Budget = Budget(),
 ) -> Result:
     """Train `network` in place and return its per-epoch history; stop early if it diverges.
+    With a `budget`, train for its updates or inputs seen instead of `epochs`.
 
     After each epoch, `on_epoch(epoch, metrics, series)` gets that epoch's metrics and the per-step
     measurements made during it: with an evaluation schedule (`measure.eval_every`,
@@ -107,8 +147,9 @@ def train(
     steps = examples = 0
     train_time = 0.0
     probe_rng = rng.spawn(1)[0] if measure.noise_scale_every else None  # leaves `rng`'s draws as they are
-    updates_per_epoch = 1 if batch_size == "full" else len(batch_bounds(n, batch_size, last_batch))
-    scheduled = eval_schedule(measure, epochs * updates_per_epoch)
+    total = planned_updates(n, batch_size, last_batch, epochs, budget)
+    epochs = planned_epochs(n, batch_size, last_batch, epochs, budget)
+    scheduled = eval_schedule(measure, total)
 
     def evaluate_all() -> dict:
         metrics = evaluate(network, data)
@@ -170,6 +211,8 @@ def train(
                     evaluate_start = time.perf_counter()
                     evaluate_scheduled(series)
                     measure_time += time.perf_counter() - evaluate_start
+                if steps == total:  # the budget ends here, possibly inside the epoch
+                    break
         train_time += time.perf_counter() - start - measure_time
         with np.errstate(**errors_ignored):
             metrics = evaluate_all()
