@@ -3,6 +3,7 @@ that is exactly the config Hydra composes for it (in the launching process and i
 refines a study's η grid until it brackets the best η of every batch size; its summary warns of
 runs that ran other code or saw other data than the rest of the sweep."""
 
+import math
 import pickle
 import subprocess
 import sys
@@ -155,3 +156,71 @@ def test_runs_of_the_same_data_settings_that_saw_other_data_are_named(tmp_path):
     runs = [tracked_run(client, experiment, "lr=1", "aaa", "d1"), tracked_run(client, experiment, "lr=3", "aaa", "d2", "node-b")]
     [warning] = sweep.disagreements(LAUNCHER, runs)
     assert "saw different data" in warning and "digest d2 by lr=3 on node-b" in warning
+
+
+def best_of(grid: list[float], updates) -> "pd.DataFrame":
+    """The report's best η at m = 8 (summary.best_lr) over `grid`, two seeds each, every run
+    learned, reaching its targets in `updates(lr) + seed` updates: a fake objective."""
+    import pandas as pd
+
+    runs = [(f"{lr}/{seed}", lr, seed) for lr in grid for seed in (0, 1)]
+    table = pd.DataFrame({"run_id": [r for r, _, _ in runs], "batch_size": 8, "lr": [lr for _, lr, _ in runs],
+                          "outcome": summary.LEARNED_OUTCOME, "final_cost": 0.01})
+    reached = pd.DataFrame({"run_id": table.run_id, "updates": [updates(lr) + seed for _, lr, seed in runs]})
+    return summary.best_lr(table, [reached])
+
+
+def rounds(grid: list[float], updates, interior: bool, most: int = 10) -> list[list[float]]:
+    """The η each round adds, as the sweeper runs its rounds, until none is due."""
+    from hydra_plugins.harness_sweeper import Refinement
+
+    rule, added = Refinement(interior), []
+    for _ in range(most):
+        following = rule.next(best_of(grid, updates))
+        if not following:
+            break
+        [(lrs, _)] = following.values()
+        added.append(lrs)
+        grid = sorted(grid + lrs)
+    return added
+
+
+def fastest_at(optimum: float):
+    """Updates to target that grow with the distance of log η from log `optimum`."""
+    return lambda lr: round(100 * (1 + abs(math.log(lr / optimum))))
+
+
+def test_a_best_lr_inside_the_grid_gets_the_geometric_midpoints_with_its_neighbours():
+    from hydra_plugins.harness_sweeper import Refinement
+
+    following = Refinement(interior=True).next(best_of([0.3, 1, 3, 10], fastest_at(5)))
+    assert following[8][0] == [float(f"{math.sqrt(1 * 3):.4g}"), float(f"{math.sqrt(3 * 10):.4g}")] == [1.732, 5.477]
+
+
+def test_interior_refinement_follows_the_best_and_stops_once_a_round_finds_none_better():
+    # best 3 of [0.3, 1, 3, 10]; then 5.477 (nearer 5); then its midpoints 4.054 and 7.401 are
+    # both worse, so the best stays 5.477 and no round follows
+    assert rounds([0.3, 1, 3, 10], fastest_at(5), interior=True) == [[1.732, 5.477], [4.054, 7.401]]
+
+
+def test_interior_refinement_stops_after_one_round_when_the_best_holds():
+    assert rounds([0.3, 1, 3, 10], fastest_at(3), interior=True) == [[1.732, 5.477]]
+
+
+def test_without_interior_refinement_only_an_end_of_the_grid_is_extended():
+    assert rounds([0.3, 1, 3, 10], fastest_at(5), interior=False) == []
+    assert rounds([0.3, 1], fastest_at(5), interior=False) == [[3.333], [11.11]]  # a step of 1/0.3, then 3.333/1
+
+
+def test_an_end_is_extended_first_then_the_interior_refined():
+    # best 3 is the highest of [1, 3]: 9 follows; 3 stays best, now inside: √3 and √27; then
+    # 5.196 is best: √(3 · 5.196) and √(5.196 · 9); neither beats it
+    assert rounds([1, 3], fastest_at(5), interior=True) == [[9.0], [1.732, 5.196], [3.948, 6.838]]
+
+
+def test_interior_refinement_without_rounds_is_one_line_naming_both_settings(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness", "-m", "lr=1,3", "hydra.sweeper.refine_interior=true"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert ("hydra.sweeper.refine_interior: true needs hydra.sweeper.refine_rounds >= 1"
+            in result.stderr.strip().splitlines()[-1])

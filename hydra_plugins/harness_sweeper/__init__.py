@@ -7,10 +7,13 @@ the command line, in batches of `max_batch_size`) with three differences:
   plain keys take copies of one composition; every job is checked before any job starts;
 - the multirun is recorded as one MLflow sweep (harness.sweep);
 - with `refine_rounds`, once the jobs are done, rounds of jobs follow that extend the η grid of
-  each batch size whose best η is at an end of it (analysis.summary's rules, as in the report).
+  each batch size whose best η is at an end of it (analysis.summary's rules, as in the report);
+  with `refine_interior` too, a best η inside its grid gets the geometric midpoints between it
+  and its two neighbours (half the grid's log step), until a round leaves that best where it was.
 """
 
 import gc
+import math
 import os
 import sys
 from copy import deepcopy
@@ -36,6 +39,9 @@ class HarnessSweeperConf(BasicSweeperConf):
     # after the planned jobs, at most this many rounds that extend the η grid of each batch size
     # whose best η is at an end of it, one grid step further, until the grid brackets it (0: none)
     refine_rounds: int = 0
+    # in those rounds, also try the geometric midpoints between a best η inside its grid and its
+    # neighbours, until a round leaves that batch size's best η where it was
+    refine_interior: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="harness", node=HarnessSweeperConf, provider="harness")
@@ -136,12 +142,48 @@ def expand(loader, params: dict | None, arguments: list[str]) -> list[list[str]]
     return [job for batch in BasicSweeper.split_arguments(parser.parse_overrides(combined), None) for job in batch]
 
 
+class Refinement:
+    """The η each round of refinement adds, from each batch size's best η as the report chooses it
+    (analysis.summary.best_lr, given as `best`): one grid step beyond a best at an end of its grid
+    (analysis.summary.beyond_edges, the report's rule); with `interior`, for a best inside its grid,
+    the geometric midpoints √(η_best · η_neighbour) with both its neighbours, halving the log step
+    there, until a round leaves that batch size's best η where it was. New η are rounded to 4
+    significant digits, the precision of a job's `lr=` override."""
+
+    def __init__(self, interior: bool = False):
+        self.interior = interior
+        self.halved: dict = {}  # batch size: its best η when its grid was last refined around it
+
+    def next(self, best) -> dict:
+        """{batch size: (the new η, why)} for the next round; empty when none is due."""
+        from analysis import summary  # the report's own rules; imported only by a sweep that refines
+
+        by_m = best.set_index("batch_size")
+        following = {m: ([lr], f"the best η, {by_m.lr[m]:g}, is the {by_m.edge[m]} tried")
+                     for m, lr in summary.beyond_edges(best).items()}
+        for row in best[(best.edge == "") & best.lr.notna()].itertuples() if self.interior else ():
+            if self.halved.get(row.batch_size) == row.lr:  # its last round found no better η
+                continue
+            self.halved[row.batch_size] = row.lr
+            i = row.grid.index(row.lr)
+            below, above = row.grid[i - 1], row.grid[i + 1]
+            following[row.batch_size] = ([math.sqrt(below * row.lr), math.sqrt(row.lr * above)],
+                                         f"the best η, {row.lr:g}, lies between {below:g} and {above:g}")
+        rounded = {m: ([new for new in (float(f"{lr:.4g}") for lr in lrs) if new not in by_m.grid[m]], why)
+                   for m, (lrs, why) in following.items()}
+        return {m: (lrs, why) for m, (lrs, why) in rounded.items() if lrs}
+
+
 class HarnessSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: int | None = None, params: dict | None = None, refine_rounds: int = 0):
+    def __init__(self, max_batch_size: int | None = None, params: dict | None = None, refine_rounds: int = 0,
+                 refine_interior: bool = False):
         super().__init__(max_batch_size=max_batch_size, params=params)
         if refine_rounds < 0:
             raise ConfigError(f"hydra.sweeper.refine_rounds: {refine_rounds} must be an integer >= 0 (0: none)")
-        self.refine_rounds = refine_rounds
+        if refine_interior and not refine_rounds:
+            raise ConfigError("hydra.sweeper.refine_interior: true needs hydra.sweeper.refine_rounds >= 1, "
+                              "the rounds it refines in (or refine_interior=false)")
+        self.refine_rounds, self.refinement_rule = refine_rounds, Refinement(refine_interior)
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -210,7 +252,8 @@ class HarnessSweeper(BasicSweeper):
 
     def refinement(self) -> list[list[str]]:
         """The jobs of the next round: for each batch size whose best η (as the report picks it)
-        is at an end of its grid, the same jobs one grid step beyond it."""
+        is at an end of its grid, the same jobs one grid step beyond it; with `refine_interior`,
+        for each whose best is inside its grid, the same jobs at the midpoints around it."""
         from analysis import loader, summary  # the report's own rules; imported only by a sweep that refines
 
         trained = [run.info.run_id for _, status, run in self.record.outcomes()
@@ -219,16 +262,15 @@ class HarnessSweeper(BasicSweeper):
             return []
         runs = loader.load_runs(self.configs[0].tracking.experiment, self.record.uri, run_ids=trained)
         best = summary.study(runs).best
-        following, by_m = summary.beyond_edges(best), best.set_index("batch_size")
-        jobs = []
-        for batch_size, lr in following.items():
+        following, by_m, jobs = self.refinement_rule.next(best), best.set_index("batch_size"), []
+        for batch_size, (lrs, _) in following.items():
             for overrides, cfg in zip(self.jobs, self.configs):
                 swept = [o for o in overrides if o.split("=", 1)[0] == "lr"]
                 if cfg.batch_size == batch_size and cfg.lr == by_m.lr[batch_size] and swept:
-                    jobs.append([o if o not in swept else f"lr={lr:.4g}" for o in overrides])
+                    jobs += [[o if o not in swept else f"lr={lr:g}" for o in overrides] for lr in lrs]
         if jobs:
-            steps = "; ".join(f"m = {m}: the best η, {by_m.lr[m]:g}, is the {by_m.edge[m]} tried, so η = {lr:.4g} follows"
-                              for m, lr in following.items())
+            steps = "; ".join(f"m = {m}: {why}, so η = {', '.join(f'{lr:g}' for lr in lrs)} {'follow' if len(lrs) > 1 else 'follows'}"
+                              for m, (lrs, why) in following.items())
             print(f"refining the η grid ({len(jobs)} more jobs): {steps}", flush=True)
         return jobs
 
