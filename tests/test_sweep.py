@@ -211,10 +211,10 @@ def test_bad_job_in_a_sweep_stops_it_with_one_line_before_any_run(tmp_path, args
 @pytest.mark.parametrize("where", ["repository root", "another directory"])
 def test_named_study_runs_from_any_directory(tmp_path, where):
     cwd = REPO if where == "repository root" else tmp_path
-    harness("-m", "+experiment=gd_vs_sgd", "seed=0", "lr=3", "epochs=1", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    harness("-m", "+experiment=gd_vs_sgd", "seed=0", "lr=3", "budget.updates=2", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
             f"hydra.sweep.dir={tmp_path / 'multirun'}", cwd=cwd)
     assert sorted(run.data.params["batch_size"] for run in children(tmp_path, "gd_vs_sgd")) == ["10", "full"]
-    assert [run.data.params["study.target_cost"] for run in children(tmp_path, "gd_vs_sgd")] == ["0.35", "0.35"]
+    assert [run.data.params["study.target_cost"] for run in children(tmp_path, "gd_vs_sgd")] == ["0.1", "0.1"]
 
 
 def test_unreachable_tracking_server_fails_within_seconds(tmp_path, free_port):
