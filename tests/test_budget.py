@@ -114,3 +114,14 @@ def test_a_tracked_run_records_its_budget_as_params(tmp_path):
     [run] = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("harness").experiment_id])
     assert run.data.params["budget.updates"] == "5" and run.data.params["budget.examples"] == "None"
     assert result.final["steps"] == 5
+
+
+@pytest.mark.slow
+def test_a_relaunched_sweep_with_a_budget_skips_the_runs_it_completed(tmp_path):
+    from conftest import harness
+
+    # 45 updates of m = 10 on 205 blobs: 21 per epoch, so 3 epochs, the last one partial
+    sweep = ["-m", "data=blobs", f"data.n={N}", "batch_size=10,full", "budget.updates=45", "progress=false"]
+    harness(*sweep, cwd=tmp_path)
+    again = harness(*sweep, cwd=tmp_path)
+    assert "2 jobs: 0 finished, 0 diverged, 0 failed, 0 killed, 2 skipped" in again.stdout
