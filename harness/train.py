@@ -148,7 +148,7 @@ def train(
     train_time = 0.0
     probe_rng = rng.spawn(1)[0] if measure.noise_scale_every else None  # leaves `rng`'s draws as they are
     total = planned_updates(n, batch_size, last_batch, epochs, budget)
-    epochs = planned_epochs(n, batch_size, last_batch, epochs, budget)
+    last_epoch = planned_epochs(n, batch_size, last_batch, epochs, budget)
     scheduled = eval_schedule(measure, total)
 
     def evaluate_all() -> dict:
@@ -195,7 +195,7 @@ def train(
             evaluate_scheduled(series, {k: v for k, v in initial.items() if k != names.GRAD_NORM})
         record(0, initial, series)
     initial_cost = result.history[0]["train_cost"]
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, last_epoch + 1):
         series: Series = {}
         start, measure_time = time.perf_counter(), 0.0
         full = [(data.train.X, data.train.Y)] if batch_size == "full" else None
