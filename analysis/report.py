@@ -193,8 +193,10 @@ def interval_of(arm: summary.Arm, column: str) -> str:
 
 def separated(faster: summary.Arm, slower: summary.Arm, column: str) -> bool:
     """Whether `faster` is faster than `slower` beyond doubt: its interval (over seeds and
-    resolution) ends below the start of the other's, or of the other's budget when censored."""
-    return bool(faster.high(column) < slower.low(column))
+    resolution) ends where the other's starts or below (a run reaches a target after the
+    measurement before it: the intervals are open at their low end), or where the other's budget
+    ends when censored."""
+    return bool(faster.high(column) <= slower.low(column))
 
 
 def comparison_text(arms: list[summary.Arm], column: str) -> str:
@@ -269,7 +271,7 @@ def reference_text(runs: pd.DataFrame, table: pd.DataFrame, best: pd.DataFrame) 
     if stated["test_accuracy"] is None or f"final_{TEST_ACCURACY}" not in table:
         return ""
     source = runs["study.reference.source"].dropna().iloc[0] if "study.reference.source" in runs else ""
-    published = f"{percent(stated['test_accuracy'])}" + (f" ({source})" if source else "")
+    published = f"{100 * stated['test_accuracy']:g}%" + (f" ({source})" if source else "")
     texts = []
     for b in best.itertuples():
         lr = stated["lr"] if stated["lr"] is not None and (table.lr == stated["lr"]).any() else b.lr
@@ -279,7 +281,7 @@ def reference_text(runs: pd.DataFrame, table: pd.DataFrame, best: pd.DataFrame) 
         found = uncertainty.over_seeds(sorted(seeds.index), lambda picked: 100 * seeds[picked].mean())
         where = ("inside" if found.has_interval and found.low <= 100 * stated["test_accuracy"] <= found.high else
                  f"{abs(100 * stated['test_accuracy'] - found.value):.1f} points {'above' if found.value < 100 * stated['test_accuracy'] else 'below'}")
-        texts.append(f"at {batch_label(b.batch_size)}, η = {lr:g} the final test accuracy is {found.text()}%, the published "
+        texts.append(f"at {batch_label(b.batch_size)}, η = {lr:g} the final test accuracy, in %, is {found.text()}; the published "
                      f"{published} {'lying ' + where + ' its interval' if where == 'inside' else 'is ' + where + ' its value'}")
     return ("Against the published result: " + "; ".join(texts) + ".") if texts else ""
 
