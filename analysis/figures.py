@@ -28,7 +28,7 @@ from matplotlib.patches import Rectangle
 
 from harness import names
 
-from . import summary
+from . import summary, uncertainty
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
@@ -390,9 +390,17 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     blue = COLOURMAP(0.3)
     hit = seeds[seeds.updates.notna()]
     ax.plot(hit.x, hit.updates, "o", color=blue, ms=4, alpha=0.6, gid="seed")
+    ax.vlines(hit.x, hit.before, hit.updates, color=blue, lw=3, alpha=0.25, gid="resolution",
+              label="a seed's measurements before and at the target")
     complete = row[row.updates.notna()]
     ax.plot(complete.x, complete.updates, "-", color=blue, lw=1.8, marker="s", ms=6, gid="mean",
             label="geometric mean over seeds")
+    spans = [summary.reach_estimate(reached, r.batch_size, r.lr) for r in complete.itertuples()]
+    if any(found.has_interval for found in spans):
+        ax.errorbar(complete.x, complete.updates, yerr=[[max(u - f.low, 0) for u, f in zip(complete.updates, spans)],
+                                                        [max(f.high - u, 0) for u, f in zip(complete.updates, spans)]],
+                    fmt="none", ecolor=blue, elinewidth=1.2, capsize=4, gid="interval",
+                    label=f"{uncertainty.LEVEL:.0%} interval over seeds and resolution")
     bound = complete[complete.bound]
     if len(bound):
         ax.plot(bound.x, bound.updates, "s", color=blue, mfc="white", ms=6, mew=1.5, ls="none", gid="bound",
@@ -411,6 +419,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
     fitted = complete[~complete.bound]  # a target met at the first measurement gives only an upper bound
     fit = summary.critical_batch(fitted.x, fitted.updates)
+    b_crit = summary.critical_batch_estimate(reached, best, n)
     if fit:
         b_crit, s_min = fit
         xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
@@ -426,7 +435,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
     ax.set_ylabel("updates to reach the target")
-    ax.set_title(target.describe() + (f"; B_crit ≈ {fit[0]:.3g}" if fit else ""))
+    ax.set_title(target.describe() + (f"\nB_crit = {b_crit.brief()}" if b_crit else ""), fontsize=9)
 
 
 @themed

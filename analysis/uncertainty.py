@@ -100,6 +100,15 @@ class Estimate:
         value = fmt(self.value) if fmt else rounded(self.value, self.low, self.high)[0]
         return f"{value} ({self.interval_text(fmt)})"
 
+    def brief(self, fmt: Callable[[float], str] | None = None, wide: float = WIDE) -> str:
+        """`text` short enough for a figure: '3 (1–9, 2 seeds)', 'not determined (1–9, 2 seeds)'."""
+        if self.seeds <= 1:
+            return f"{fmt(self.value) if fmt else significant(self.value)} (1 seed)"
+        if self.missing > 0:
+            return f"not determined ({self.seeds} seeds)"
+        value, low, high = (fmt(self.value), fmt(self.low), fmt(self.high)) if fmt else rounded(self.value, self.low, self.high)
+        return f"{value if self.answers(wide) else 'not determined'} ({low}–{high}, {self.seeds} seeds)"
+
     def too_wide_text(self, fmt: Callable[[float], str] | None = None, wide: float = WIDE) -> str:
         """Why the interval does not answer, and how many seeds would."""
         if self.missing > 0:
