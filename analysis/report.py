@@ -1,9 +1,14 @@
 """A sweep's report: a folder with `report.md`, `report.html` and the figures (PNG and PDF) that
 fit the sweep, logged under `report/` on the sweep's parent run to show in the MLflow UI.
 
-The report opens with the answer, computed from the runs: the best η for each batch size with its
-cost and accuracies, what diverged or did not learn, the updates to each target and the critical
-batch size where the sweep measures one, and every best η at the edge of its grid; then, where
+The report opens with the answer, computed from the runs: first one or two sentences answering
+the study's question (which batch size is fastest per epoch, update, example and second; how η
+changes convergence; a published result beside the runs'), then what diverged or did not learn,
+the critical batch size where the sweep measures one, targets not reached within the budget and
+the conclusions resting on that, the resolution of the measurements, every best η at the edge of
+its grid, and a table of each batch size at its best η. Every headline number carries its
+interval over seeds (uncertainty.py) in the digits it allows, or is said to be undetermined; the
+answers are also logged as metrics and a tag of the parent run (answers.py). Then, where
 the sweep varies m and η along their lines, whether linear scaling and equal noise scale hold
 (scaling.py), each with the tolerance its test set allows. Then
 the figures, a table per configuration, and the config last. By default it covers the latest
@@ -178,7 +183,8 @@ def reach_text(arm: summary.Arm) -> str:
         found = arm.measures[column]
         value, low, high = rounded(found.value, found.low, found.high)
         texts.append(f"{value} [{low}–{high}] {unit}" if found.answers() or found.seeds == 1 else
-                     f"[{low}–{high}] {unit}, too wide to give one")
+                     f"[{low}–{high}] {unit}: too wide to give one" + (f" (about {found.seeds_needed()} seeds would)"
+                                                                       if found.seeds_needed() else ""))
     return ", ".join(texts) + (" (1 seed)" if arm.seeds == 1 else "")
 
 
@@ -797,10 +803,8 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     found = summary.study(one_size, target_cost, target_accuracy)
     table = found.table
     n = summary.full_batch_size(one_size)
-    seeds = table.groupby(CONFIG).seed.nunique()
-    scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds.min()}"
-             + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "") + " seeds per configuration" + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}"
-                                             if len(excluded) else "") + ".")
+    scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds_range(table)} per configuration"
+             + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}" if len(excluded) else "") + ".")
     if len(sizes) > 1:
         scope += (f" The runs train on {sizes_text(sizes)} inputs: equal noise scale is judged on all of them, everything "
                   f"else on the {count(len(table), 'run')} with the most, n = {sizes[-1]:,}.")

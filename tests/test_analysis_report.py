@@ -157,7 +157,7 @@ def test_report_builds_for_one_two_and_many_seeds(tmp_path, seeds):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log_sweep(uri, synthetic_runs().query("seed in @seeds"))
     markdown = write(uri, tmp_path / "out")
-    assert f"{len(seeds)} seeds per configuration" in markdown
+    assert f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} per configuration" in markdown
     answer = section(markdown, "Answer")
     if len(seeds) == 1:
         assert "1 seed: no interval" in answer and "95% over" not in answer
