@@ -377,7 +377,8 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")
     suptitle(figure, f"Final {short_label(COST)} vs learning rate")
     marks = "; × k/n: k of n runs diverged" if table.diverged.any() else ""
-    ax.set_title(f"geometric mean, bars: range over {seeds_note(table).split(',')[0]}{marks}", fontsize=8)
+    seeds = seeds_note(table).split(",")[0]
+    ax.set_title(("1 seed: no range" if seeds == "1 seed" else f"geometric mean, bars: range over {seeds}") + marks, fontsize=8)
     return figure
 
 

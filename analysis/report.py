@@ -178,14 +178,18 @@ def reach_text(arm: summary.Arm) -> str:
     if arm.bound:
         return ("≤ " + ", ".join(f"{significant(arm.measures[column].value)} {unit}" for column, unit in units.items())
                 + " (met at the first measurement)")
-    texts = []
+    texts, needed = [], []
     for column, unit in units.items():
         found = arm.measures[column]
         value, low, high = rounded(found.value, found.low, found.high)
-        texts.append(f"{value} [{low}–{high}] {unit}" if found.answers() or found.seeds == 1 else
-                     f"[{low}–{high}] {unit}: too wide to give one" + (f" (about {found.seeds_needed()} seeds would)"
-                                                                       if found.seeds_needed() else ""))
-    return ", ".join(texts) + (" (1 seed)" if arm.seeds == 1 else "")
+        if found.answers() or found.seeds == 1:
+            texts.append(f"{value} [{low}–{high}] {unit}")
+        else:
+            texts.append(f"[{low}–{high}] {unit}")
+            needed.append(found.seeds_needed())
+    wide = (f": {'all' if len(needed) == len(units) else 'some'} too wide to give a value"
+            + (f" (about {max(needed)} seeds would)" if all(needed) else "") if needed else "")
+    return ", ".join(texts) + wide + (" (1 seed)" if arm.seeds == 1 else "")
 
 
 def interval_of(arm: summary.Arm, column: str) -> str:
