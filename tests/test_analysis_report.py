@@ -237,3 +237,13 @@ def test_a_published_result_is_set_beside_the_runs():
     text = " ".join(headline(runs, summary.study(runs), None))
     assert "the final test accuracy, in %, is 94.5 (94.0–95.0; 95% over 2 seeds)" in text
     assert "the published 95.42% (Nielsen, ch. 1) is 0.9 points above its value" in text
+
+
+def test_a_published_accuracy_that_is_not_a_fraction_stops_the_job_with_one_line():
+    from harness import compose
+    from harness.config import check
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^study\.reference\.test_accuracy: 95\.42 must be a fraction in \(0, 1\], or null$"):
+        check(compose(["study.reference.test_accuracy=95.42"]))
+    check(compose(["study.reference.test_accuracy=0.9542", "study.reference.lr=3", "study.reference.source=book"]))
