@@ -420,7 +420,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
     fitted = complete[~complete.bound]  # a target met at the first measurement gives only an upper bound
     fit = summary.critical_batch(fitted.x, fitted.updates)
-    b_crit = summary.critical_batch_estimate(reached, best, n)
+    spread = summary.critical_batch_estimate(reached, best, n)
     if fit:
         b_crit, s_min = fit
         xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
@@ -436,7 +436,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
     ax.set_ylabel("updates to reach the target")
-    ax.set_title(target.describe() + (f"\nB_crit = {b_crit.brief()}" if b_crit else ""), fontsize=9)
+    ax.set_title(target.describe() + (f"\nB_crit = {spread.brief()}" if spread else ""), fontsize=9)
 
 
 @themed

@@ -352,20 +352,36 @@ def best_lr_estimate(table: pd.DataFrame, reached: list[pd.DataFrame], batch_siz
 
 def critical_batch_estimate(reached: pd.DataFrame, best: pd.DataFrame, n: int | None) -> Estimate | None:
     """B_crit (critical_batch) fitted to the updates of the batch sizes whose every seed reached
-    the target after its first measurement, at their best η, and its interval over seeds: the
-    fit to each resample of the seeds (NaN where that fit finds no bend). None when the fit on
-    all seeds finds none."""
+    the target after its first measurement, at their best η, and its interval over seeds and
+    resolution: on each resample of the seeds, the fits to every way the updates may lie between
+    the measurement before the target and the one at it that moves B_crit most (the smaller
+    batch sizes at one end, the larger at the other, split anywhere), the lowest and highest of
+    them; a resample gives no value where one of those fits finds no bend. None when the fit on
+    all seeds, at the measurements at the target, finds none."""
     rows = at_best(reached, best)
     fitted = rows[~rows.bound & rows.updates.notna()]
     groups = [(batch_size_value(b, n), reached[(reached.batch_size == b) & (reached.lr == lr)])
               for b, lr in zip(fitted.batch_size, fitted.lr)]
+    sizes = [size for size, _ in groups]
+    spans: dict[tuple, np.ndarray] = {}
 
-    def fit(picked: list) -> float:
-        found = critical_batch([size for size, _ in groups],
-                               [geometric_mean(on_seeds(seeds, picked).updates) for _, seeds in groups])
+    def fit(updates: list) -> float:
+        found = critical_batch(sizes, updates)
         return found[0] if found else np.nan
+
+    def span(picked: list) -> np.ndarray:
+        key = tuple(sorted(picked))
+        if key not in spans:
+            at, before = ([geometric_mean(on_seeds(seeds, picked)[column]) for _, seeds in groups]
+                          for column in ("updates", "before"))
+            spans[key] = np.array([fit(first[:split] + rest[split:]) for split in range(len(groups) + 1)
+                                   for first, rest in ((at, before), (before, at))])
+        return spans[key]
     seeds = sorted({seed for _, group in groups for seed in group.seed})
-    return over_seeds(seeds, fit) if seeds and np.isfinite(fit(seeds)) else None
+    if not seeds or np.isnan(fit([geometric_mean(seeds.updates) for _, seeds in groups])):
+        return None
+    return over_seeds(seeds, lambda picked: fit([geometric_mean(on_seeds(group, picked).updates) for _, group in groups]),
+                      lower=lambda picked: span(picked).min(), upper=lambda picked: span(picked).max())
 
 
 @dataclass

@@ -120,21 +120,24 @@ class Estimate:
         return f"{self.interval_text(fmt)}, ends more than a factor of {wide:g} apart; {more}"
 
 
-def over_seeds(seeds: Sequence, statistic: Callable[[list], float],
-               lower: Callable[[list], float] | None = None) -> Estimate:
+def over_seeds(seeds: Sequence, statistic: Callable[[list], float], lower: Callable[[list], float] | None = None,
+               upper: Callable[[list], float] | None = None) -> Estimate:
     """`statistic` (a function of a list of seeds, which may repeat a seed; NaN where it has no
-    value) on `seeds` and its LEVEL bootstrap interval over them. `lower`: a second statistic
-    whose resamples give the interval's low end (e.g. the updates at the last measurement before
-    a target, where `statistic` counts those at the first one past it; with one seed, `lower`
-    and `statistic` on it are the ends, that seed's own span)."""
+    value) on `seeds` and its LEVEL bootstrap interval over them. `lower` and `upper`: statistics
+    whose resamples give the interval's ends instead, where each seed's value is itself only
+    known within a span (e.g. the updates at the last measurement before a target and at the
+    first one past it); with one seed, they give the ends, that seed's own span."""
     seeds = list(seeds)
     value = float(statistic(seeds))
+    lower, upper = lower or statistic, upper or statistic
     if len(seeds) <= 1:
-        return Estimate(value, float(lower(seeds)) if lower else np.nan, value if lower else np.nan, len(seeds))
+        spanned = lower is not statistic or upper is not statistic
+        return Estimate(value, float(lower(seeds)) if spanned else np.nan, float(upper(seeds)) if spanned else np.nan,
+                        len(seeds))
     samples, weights = resamples(len(seeds))
     picked = [[seeds[i] for i in sample] for sample in samples]
-    highs = np.array([statistic(s) for s in picked], dtype=float)
-    lows = np.array([(lower or statistic)(s) for s in picked], dtype=float)
+    highs = np.array([upper(s) for s in picked], dtype=float)
+    lows = np.array([lower(s) for s in picked], dtype=float)
     missing = float(weights[np.isnan(highs) | np.isnan(lows)].sum() / weights.sum())
     tail = (1 - LEVEL) / 2
     low = quantile(lows, weights, tail, from_top=False)

@@ -206,10 +206,11 @@ def test_updates_to_a_target_span_the_measurement_before_it_and_the_one_at_it():
     assert (examples.low, examples.high) == (100.0, 300.0)
 
 
-def exact_scaling(b_crit: dict, s_min: float = 100.0, sizes=(1, 2, 4, 8, 16, 64)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(to_target-like rows, best-like rows): each seed's updates S(m) = S_min (1 + B/m) with its own B."""
+def exact_scaling(b_crit: dict, s_min: float = 100.0, sizes=(1, 2, 4, 8, 16, 64), gap: float = 0.0):
+    """(to_target-like rows, best-like rows): each seed's updates S(m) = S_min (1 + B/m) with its own B,
+    measured `gap` (a fraction) after the measurement before it."""
     rows = [{"run_id": f"{m}-{seed}", "batch_size": m, "lr": 1.0, "seed": seed, "updates": s_min * (1 + b / m),
-             "before": 0.5 * s_min * (1 + b / m), "last_update": 1e6, "first": False}
+             "before": s_min * (1 + b / m) / (1 + gap), "last_update": 1e6, "first": False}
             for m in sizes for seed, b in b_crit.items()]
     best = pd.DataFrame({"batch_size": list(sizes), "lr": 1.0})
     return pd.DataFrame(rows), best
@@ -219,6 +220,13 @@ def test_critical_batch_of_exact_scaling_data_is_recovered_with_no_spread_when_s
     reached, best = exact_scaling({0: 4.0, 1: 4.0, 2: 4.0})
     found = summary.critical_batch_estimate(reached, best, None)
     assert found.value == pytest.approx(4.0) and found.low == pytest.approx(4.0) and found.high == pytest.approx(4.0)
+
+
+def test_critical_batch_interval_widens_with_the_gap_between_measurements_even_when_seeds_agree():
+    reached, best = exact_scaling({0: 4.0, 1: 4.0}, gap=0.26)
+    found = summary.critical_batch_estimate(reached, best, None)
+    assert found.value == pytest.approx(4.0)
+    assert found.low < 3.9 and found.high > 4.1
 
 
 def test_critical_batch_interval_spans_the_single_seed_fits():
