@@ -44,26 +44,24 @@ def with_interval(key: str, found: Estimate) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if math.isfinite(v)}
 
 
-def metrics(found: summary.Study, n: int | None) -> dict[str, float]:
-    """The answers of `found` (summary.study) as {metric key: value}; `n` the full batch's size."""
+def metrics(found: summary.Study) -> dict[str, float]:
+    """The answers of `found` (summary.study) as {metric key: value}."""
     values = {SEEDS: float(found.table.groupby(summary.CONFIG).seed.nunique().min())}
-    reached = list(found.reached.values())
-    for b in found.best[found.best.lr.notna()].itertuples():
-        values |= with_interval(f"{BEST_LR}.{batch_key(b.batch_size)}",
-                                summary.best_lr_estimate(found.table, reached, b.batch_size))
-    for target, runs in found.reached.items():
+    for batch_size, estimate in found.best_lrs.items():
+        values |= with_interval(f"{BEST_LR}.{batch_key(batch_size)}", estimate)
+    for target in found.targets:
         values[f"{TARGET}.{target.metric}"] = target.value
-        for arm in summary.arms(runs, found.best):
+        for arm in found.arms[target]:
             if not arm.censored:
                 values |= with_interval(f"{UPDATES}.{target.metric}.{batch_key(arm.batch_size)}", arm.measures["updates"])
-        fit = summary.critical_batch_estimate(runs, found.best, n)
+        fit = found.critical_batches[target]
         if fit is not None:
             values |= with_interval(f"{B_CRIT}.{target.metric}", fit)
     return values
 
 
-def log(client, run_id: str, found: summary.Study, n: int | None, headline: list[str]) -> None:
+def log(client, run_id: str, found: summary.Study, headline: list[str]) -> None:
     """Log the answers on the sweep's parent run `run_id`."""
     stamp = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(key, value, stamp, 0) for key, value in metrics(found, n).items()],
+    client.log_batch(run_id, metrics=[Metric(key, value, stamp, 0) for key, value in metrics(found).items()],
                      tags=[RunTag(ANSWER, " ".join(headline)[:TAG_LIMIT])])

@@ -383,7 +383,8 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
 
 
 def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None,
-                noise: pd.Series) -> None:
+                noise: pd.Series, spread: uncertainty.Estimate | None = None) -> None:
+    """One target's panel of steps_to_target; `spread`: B_crit with its interval, for the title."""
     row = summary.at_best(reached, best)
     row["x"] = [summary.batch_size_value(b, n) for b in row.batch_size]
     row = row[row.x.notna()]
@@ -420,7 +421,6 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         ax.plot(xs, first.updates * first.x / xs, color="0.4", ls="--", lw=1.2, label="perfect scaling (slope −1)", gid="ideal")
     fitted = complete[~complete.bound]  # a target met at the first measurement gives only an upper bound
     fit = summary.critical_batch(fitted.x, fitted.updates)
-    spread = summary.critical_batch_estimate(reached, best, n)
     if fit:
         b_crit, s_min = fit
         xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
@@ -450,7 +450,8 @@ def steps_to_target(runs: pd.DataFrame, found: summary.Study | None = None) -> F
     n = summary.full_batch_size(runs)
     figure, axes = grid(len(found.targets), sharex=False, sharey=False)
     for ax, target in zip(axes, found.targets):
-        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target])
+        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target],
+                    found.critical_batches[target])
     handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
     flagged = " (η=…!: best η at the edge of its grid)" if found.best.edge.ne("").any() else ""

@@ -296,7 +296,7 @@ def reference_text(runs: pd.DataFrame, table: pd.DataFrame, best: pd.DataFrame) 
     return ("Against the published result: " + "; ".join(texts) + ".") if texts else ""
 
 
-def headline(runs: pd.DataFrame, found: summary.Study, n: int | None) -> list[str]:
+def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
     """The answer to the study's question in one or two sentences, from what the runs contain:
     with several batch sizes, which reaches the first target fastest per epoch, update, example
     and second and, where measured, the critical batch size; with one batch size and several η,
@@ -305,7 +305,7 @@ def headline(runs: pd.DataFrame, found: summary.Study, n: int | None) -> list[st
     target = found.targets[0]
     sentences = []
     if best.batch_size.nunique() > 1:
-        arms = summary.arms(found.reached[target], best)
+        arms = found.arms[target]
         order = ["epochs", "updates", "examples", names.TRAIN_TIME]
         if all(arm.censored for arm in arms):
             learned = best[best.lr.notna()]
@@ -317,15 +317,15 @@ def headline(runs: pd.DataFrame, found: summary.Study, n: int | None) -> list[st
             sentences.append(f"To reach {target.describe()}, each batch size at its best η ({seeds_range(table)}; intervals "
                              f"over seeds and the measurements around the target): "
                              + "; ".join(comparison_text(arms, column) for column in order) + ".")
-            fit = summary.critical_batch_estimate(found.reached[target], best, n)
+            fit = found.critical_batches[target]
             if fit is not None:
                 sentences.append(f"The critical batch size for it is B_crit = {fit.text()}.")
     elif table.lr.nunique() > 1:
         sentences.append(lr_shape_text(table, best.iloc[0]))
         b = best.iloc[0]
         if pd.notna(b.lr):
-            arm = summary.arms(found.reached[target], best)[0]
-            chosen = summary.best_lr_estimate(table, list(found.reached.values()), b.batch_size)
+            arm = found.arms[target][0]
+            chosen = found.best_lrs[b.batch_size]
             sentences.append(f"The best η is {chosen.text(lr_text)} ({BEST_RULE}); to {target.describe()} it takes "
                              f"{reach_text(arm)}.")
     else:
@@ -340,14 +340,14 @@ def best_table(found: summary.Study) -> pd.DataFrame:
     """Each batch size at its best η: the η with its interval over seeds, the final cost and
     accuracies, and per target the updates, examples, epochs and seconds to reach it."""
     table, best = found.table, found.best
-    reach = {target: {arm.batch_size: arm for arm in summary.arms(runs, best)} for target, runs in found.reached.items()}
+    reach = {target: {arm.batch_size: arm for arm in arms} for target, arms in found.arms.items()}
     rows = []
     for b in best.itertuples():
         row = {"batch size": batch_label(b.batch_size)}
         if pd.isna(b.lr):
             row["best η"] = f"none learned on every seed (tried {grid_text(b.grid)})"
         else:
-            estimate = summary.best_lr_estimate(table, list(found.reached.values()), b.batch_size)
+            estimate = found.best_lrs[b.batch_size]
             step = max((high / low for low, high in zip(b.grid, b.grid[1:])), default=1.0)
             row["best η"] = (estimate.text(lr_text, wide=max(uncertainty.WIDE, 1.01 * step))
                              + (f" ⚠ {figures.EDGE_NOTE[b.edge]}" if b.edge else "")
@@ -369,7 +369,7 @@ def resolution_text(found: summary.Study) -> str:
     parts = []
     for target, runs in found.reached.items():
         gaps = []
-        for arm in summary.arms(runs, found.best):
+        for arm in found.arms[target]:
             if arm.censored or arm.bound:
                 continue
             seeds = runs[(runs.batch_size == arm.batch_size) & (runs.lr == arm.lr)]
@@ -385,12 +385,12 @@ def resolution_text(found: summary.Study) -> str:
             + "; ".join(parts) + ". Intervals span these gaps; batch sizes whose intervals overlap are not told apart.")
 
 
-def censoring_text(found: summary.Study, n: int | None) -> list[str]:
+def censoring_text(found: summary.Study) -> list[str]:
     """Batch sizes that did not reach a target within their budget, and the conclusions that rest
     on that budget rather than on the data: B_crit fitted only below them."""
     lines = []
     for target, runs in found.reached.items():
-        arms = summary.arms(runs, found.best)
+        arms = found.arms[target]
         short = [arm for arm in arms if arm.censored]
         if not short:
             continue
@@ -399,16 +399,16 @@ def censoring_text(found: summary.Study, n: int | None) -> list[str]:
                          + f" {'the others' if arm.reached else 'they'} stopped at {significant(arm.budget['updates'])} updates "
                          f"({significant(arm.budget[names.EXAMPLES])} examples)" for arm in short)
         line = f"Did not reach {target.describe()} within the budget: {said}."
-        reached = [summary.batch_size_value(arm.batch_size, n) for arm in arms if not arm.censored]
-        if len(reached) >= 3 and any(summary.batch_size_value(arm.batch_size, n) > max(reached) for arm in short):
+        reached = [summary.batch_size_value(arm.batch_size, found.n) for arm in arms if not arm.censored]
+        if len(reached) >= 3 and any(summary.batch_size_value(arm.batch_size, found.n) > max(reached) for arm in short):
             line += (" B_crit and the slope of the updates against m above m = "
                      f"{max(reached):g} rest on these budgets, not on the data: the runs there only show they need more.")
         lines.append(line)
     return lines
 
 
-def answer(found: summary.Study, n: int | None) -> list[str]:
-    """The findings beyond the headline, one bullet each, computed from the runs; `n` is the full batch's size."""
+def answer(found: summary.Study) -> list[str]:
+    """The findings beyond the headline, one bullet each, computed from the runs."""
     table, best, reached = found.table, found.best, found.reached
     lines = []
     flagged = best[best.edge.ne("")]
@@ -420,7 +420,7 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
         for target, runs in reached.items():
             at_best = summary.at_best(runs, best)
             fitted = at_best[~at_best.bound]
-            fit = summary.critical_batch_estimate(runs, best, n)
+            fit = found.critical_batches[target]
             measured = fitted.updates.notna().sum()
             bound = at_best[at_best.bound]
             left_out = (f" Left out: {', '.join(batch_label(b) for b in bound.batch_size)}: a seed met it at its first "
@@ -436,7 +436,7 @@ def answer(found: summary.Study, n: int | None) -> list[str]:
             elif len(bound):
                 lines.append(f"No critical batch size measured for {target.describe()}: fewer than 3 batch sizes reached "
                              "it after their first measurement." + left_out)
-    lines += censoring_text(found, n)
+    lines += censoring_text(found)
     resolution = resolution_text(found)
     lines += [resolution] if resolution else []
     for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
@@ -806,7 +806,6 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     one_size, sizes = largest_training_set(runs)
     found = summary.study(one_size, target_cost, target_accuracy)
     table = found.table
-    n = summary.full_batch_size(one_size)
     scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds_range(table)} per configuration"
              + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}" if len(excluded) else "") + ".")
     if len(sizes) > 1:
@@ -818,7 +817,7 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, headline=headline(one_size, found, n), answer=answer(found, n) + judged.answer(),
+        scope=scope, headline=headline(one_size, found), answer=answer(found) + judged.answer(),
         best=best_table(found), targets=found.targets,
         sections=draw_all(one_size, found, folder, judged),
         table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
@@ -830,5 +829,5 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     (folder / "report.html").write_text(report.html(folder))
     if log and parent is not None:
         client.log_artifacts(parent.info.run_id, str(folder), artifact_path="report")
-        answers.log(client, parent.info.run_id, found, n, report.headline)
+        answers.log(client, parent.info.run_id, found, report.headline)
     return folder

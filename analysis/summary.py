@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -448,6 +449,22 @@ class Study:
     reached: dict  # Target -> to_target table
     best: pd.DataFrame  # best_lr, chosen by the updates to every target
     noise_scales: dict  # Target -> noise_scale_on_the_way (empty where B_simple was not measured)
+    n: int | None = None  # the full batch's size (full_batch_size)
+
+    @cached_property
+    def arms(self) -> dict:
+        """Target -> every batch size at its best η on the way to it (arms)."""
+        return {target: arms(runs, self.best) for target, runs in self.reached.items()}
+
+    @cached_property
+    def best_lrs(self) -> dict:
+        """Batch size -> its best η with the interval over seeds (best_lr_estimate), where one learned."""
+        return {b: best_lr_estimate(self.table, list(self.reached.values()), b) for b in self.best.batch_size[self.best.lr.notna()]}
+
+    @cached_property
+    def critical_batches(self) -> dict:
+        """Target -> B_crit with its interval (critical_batch_estimate), or None."""
+        return {target: critical_batch_estimate(runs, self.best, self.n) for target, runs in self.reached.items()}
 
 
 def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
@@ -458,7 +475,7 @@ def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy:
     reached = {target: to_target(runs, target) for target in goals}
     best = best_lr(table, list(reached.values()))
     noise = {target: noise_scale_on_the_way(runs, reached[target], best) for target in goals}
-    return Study(table, goals, reached, best, noise)
+    return Study(table, goals, reached, best, noise, full_batch_size(runs))
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:

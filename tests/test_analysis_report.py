@@ -139,9 +139,9 @@ def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, mess
 def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
     runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.1, 0.01], [0.1, 0.8, 0.95]),
                     run_rows(10, 30.0, 0, [1.0, 0.5, 0.5], [0.1, 0.1, 0.11]))
-    lines = answer(summary.study(runs, target_cost=0.6), None)
+    lines = answer(summary.study(runs, target_cost=0.6))
     assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
-    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))
+    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1)))
 
 
 def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
@@ -182,21 +182,21 @@ def updates_runs(first: list, second: list):
 def test_batch_sizes_whose_intervals_overlap_are_not_told_apart():
     # both reach cost 0.1 between updates 10 and 20: one measurement apart, the same interval
     text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.05], [1.0, 0.5, 0.08]),
-                                                           target_cost=0.1), None))
+                                                           target_cost=0.1)))
     assert "per update, m = 10 (10–20 updates) cannot be separated from m = 100 (10–20 updates)" in text
 
 
 def test_a_batch_size_whose_interval_ends_before_the_others_starts_is_fastest():
     # m = 10 reaches cost 0.1 within updates 10–20, m = 100 within 20–30
     text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.05, 0.01], [1.0, 0.5, 0.3, 0.08]),
-                                                           target_cost=0.1), None))
+                                                           target_cost=0.1)))
     assert "per update, m = 10 is fastest (10–20 updates; m = 100 20–30 updates)" in text
 
 
 def test_a_conclusion_resting_on_a_budget_is_said_to():
     # m = 100 stops short of the target after 20 updates, before m = 10's interval (20–30) ends
     text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.2, 0.05], [1.0, 0.3, 0.2]),
-                                                           target_cost=0.1), None))
+                                                           target_cost=0.1)))
     assert "m = 100 (not reached within 20 updates)" in text
     assert "the budget, not the data, leaves this open" in text
 
@@ -221,7 +221,7 @@ def test_lr_sweep_answer_says_where_cost_falls_where_runs_stall_and_where_stabil
                     run_rows(10, 0.1, 0, [1.0, 0.3, 0.1], [0.1, 0.7, 0.85]),
                     run_rows(10, 1.0, 0, [1.0, 0.05, 0.01], [0.1, 0.9, 0.97]),
                     run_rows(10, 10.0, 0, [1.0, 50.0], [0.1, 0.1], diverged=True))
-    text = " ".join(headline(pd.DataFrame(), summary.study(runs), None))
+    text = " ".join(headline(pd.DataFrame(), summary.study(runs)))
     assert "the final training cost falls from 0.1 at η = 0.1 to 0.01 at η = 1" in text
     assert "η ≤ 0.01 is too small to learn" in text
     assert "stability ends at η = 10, where 1 of 1 runs diverged" in text
@@ -234,7 +234,7 @@ def test_a_published_result_is_set_beside_the_runs():
     runs = sweep_of(*rows)
     runs["study.reference.test_accuracy"] = "0.9542"
     runs["study.reference.source"] = "Nielsen, ch. 1"
-    text = " ".join(headline(runs, summary.study(runs), None))
+    text = " ".join(headline(runs, summary.study(runs)))
     assert "the final test accuracy, in %, is 94.5 (94.0–95.0; 95% over 2 seeds)" in text
     assert "the published 95.42% (Nielsen, ch. 1) is 0.9 points above its value" in text
 
