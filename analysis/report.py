@@ -38,7 +38,7 @@ SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
 BEST_CAPTION = ("Each batch size at its best η. Brackets: the interval over seeds (bootstrap, 95%) from the measurements "
                 "before each target to those at it; with one seed, just those two measurements. ≤: a seed met the "
                 "target at its first measurement; >: a seed stopped short of it, at its budget.")
-BEST_RULE = "fewest updates to every target on its slowest seed"
+BEST_RULE = "the fewest updates to every target on its slowest seed"
 FAR_APART = 0.1  # a gap in test accuracy the report names the learning rates of: a collapse, not a drift
 
 
@@ -326,7 +326,9 @@ def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
         if pd.notna(b.lr):
             arm = found.arms[target][0]
             chosen = found.best_lrs[b.batch_size]
-            sentences.append(f"The best η is {chosen.text(lr_text)} ({BEST_RULE}); to {target.describe()} it takes "
+            rule = (BEST_RULE if b.by == "updates to target" else
+                    "the lowest final training cost, as no η got every seed to the targets")
+            sentences.append(f"By {rule}, the best η is {chosen.text(lr_text)}; to {target.describe()} it takes "
                              f"{reach_text(arm)}.")
     else:
         b = best.iloc[0]
@@ -396,7 +398,7 @@ def censoring_text(found: summary.Study) -> list[str]:
             continue
         said = "; ".join(f"{batch_label(arm.batch_size)}" + (f" at η = {arm.lr:g}: {arm.reached} of {arm.seeds} seeds reached it,"
                                                              if pd.notna(arm.lr) else ": no η learned on every seed;")
-                         + f" {'the others' if arm.reached else 'they'} stopped at {significant(arm.budget['updates'])} updates "
+                         + f" {'the rest' if arm.reached else 'they'} stopped at {significant(arm.budget['updates'])} updates "
                          f"({significant(arm.budget[names.EXAMPLES])} examples)" for arm in short)
         line = f"Did not reach {target.describe()} within the budget: {said}."
         reached = [summary.batch_size_value(arm.batch_size, found.n) for arm in arms if not arm.censored]
