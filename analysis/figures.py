@@ -28,7 +28,7 @@ from matplotlib.patches import Rectangle
 
 from harness import names
 
-from . import summary
+from . import summary, uncertainty
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
@@ -377,12 +377,14 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title="batch size")
     suptitle(figure, f"Final {short_label(COST)} vs learning rate")
     marks = "; × k/n: k of n runs diverged" if table.diverged.any() else ""
-    ax.set_title(f"geometric mean, bars: range over {seeds_note(table).split(',')[0]}{marks}", fontsize=8)
+    seeds = seeds_note(table).split(",")[0]
+    ax.set_title(("1 seed: no range" if seeds == "1 seed" else f"geometric mean, bars: range over {seeds}") + marks, fontsize=8)
     return figure
 
 
 def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None,
-                noise: pd.Series) -> None:
+                noise: pd.Series, spread: uncertainty.Estimate | None = None) -> None:
+    """One target's panel of steps_to_target; `spread`: B_crit with its interval, for the title."""
     row = summary.at_best(reached, best)
     row["x"] = [summary.batch_size_value(b, n) for b in row.batch_size]
     row = row[row.x.notna()]
@@ -390,9 +392,17 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     blue = COLOURMAP(0.3)
     hit = seeds[seeds.updates.notna()]
     ax.plot(hit.x, hit.updates, "o", color=blue, ms=4, alpha=0.6, gid="seed")
+    ax.vlines(hit.x, hit.before, hit.updates, color=blue, lw=3, alpha=0.25, gid="resolution",
+              label="a seed's measurements before and at the target")
     complete = row[row.updates.notna()]
     ax.plot(complete.x, complete.updates, "-", color=blue, lw=1.8, marker="s", ms=6, gid="mean",
             label="geometric mean over seeds")
+    spans = [summary.reach_estimate(reached, r.batch_size, r.lr) for r in complete.itertuples()]
+    if any(found.has_interval for found in spans):
+        ax.errorbar(complete.x, complete.updates, yerr=[[max(u - f.low, 0) for u, f in zip(complete.updates, spans)],
+                                                        [max(f.high - u, 0) for u, f in zip(complete.updates, spans)]],
+                    fmt="none", ecolor=blue, elinewidth=1.2, capsize=4, gid="interval",
+                    label=f"{uncertainty.LEVEL:.0%} interval over seeds and resolution")
     bound = complete[complete.bound]
     if len(bound):
         ax.plot(bound.x, bound.updates, "s", color=blue, mfc="white", ms=6, mew=1.5, ls="none", gid="bound",
@@ -426,7 +436,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
     ax.set_ylabel("updates to reach the target")
-    ax.set_title(target.describe() + (f"; B_crit ≈ {fit[0]:.3g}" if fit else ""))
+    ax.set_title(target.describe() + (f"\nB_crit = {spread.brief()}" if spread else ""), fontsize=9)
 
 
 @themed
@@ -440,7 +450,8 @@ def steps_to_target(runs: pd.DataFrame, found: summary.Study | None = None) -> F
     n = summary.full_batch_size(runs)
     figure, axes = grid(len(found.targets), sharex=False, sharey=False)
     for ax, target in zip(axes, found.targets):
-        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target])
+        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target],
+                    found.critical_batches[target])
     handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
     flagged = " (η=…!: best η at the edge of its grid)" if found.best.edge.ne("").any() else ""

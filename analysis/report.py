@@ -1,9 +1,14 @@
 """A sweep's report: a folder with `report.md`, `report.html` and the figures (PNG and PDF) that
 fit the sweep, logged under `report/` on the sweep's parent run to show in the MLflow UI.
 
-The report opens with the answer, computed from the runs: the best η for each batch size with its
-cost and accuracies, what diverged or did not learn, the updates to each target and the critical
-batch size where the sweep measures one, and every best η at the edge of its grid; then, where
+The report opens with the answer, computed from the runs: first one or two sentences answering
+the study's question (which batch size is fastest per epoch, update, example and second; how η
+changes convergence; a published result beside the runs'), then what diverged or did not learn,
+the critical batch size where the sweep measures one, targets not reached within the budget and
+the conclusions resting on that, the resolution of the measurements, every best η at the edge of
+its grid, and a table of each batch size at its best η. Every headline number carries its
+interval over seeds (uncertainty.py) in the digits it allows, or is said to be undetermined; the
+answers are also logged as metrics and a tag of the parent run (answers.py). Then, where
 the sweep varies m and η along their lines, whether linear scaling and equal noise scale hold
 (scaling.py), each with the tolerance its test set allows. Then
 the figures, a table per configuration, and the config last. By default it covers the latest
@@ -18,16 +23,22 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness import names
 
-from . import figures, scaling, summary
+from . import answers, figures, scaling, summary, uncertainty
 from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
+from .uncertainty import rounded, significant
 
 QUESTION_KEYS = ["study.question", "question", names.DESCRIPTION]  # params, then tags, of the parent or a run
 SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
+BEST_CAPTION = ("Each batch size at its best η. Brackets: the interval over seeds (bootstrap, 95%) from the measurements "
+                "before each target to those at it; with one seed, just those two measurements. ≤: a seed met the "
+                "target at its first measurement; >: a seed stopped short of it, at its budget.")
+BEST_RULE = "the fewest updates to every target on its slowest seed"
 FAR_APART = 0.1  # a gap in test accuracy the report names the learning rates of: a collapse, not a drift
 
 
@@ -151,54 +162,285 @@ def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> s
             f"{mid / b_crit:.2g}× the measured B_crit.")
 
 
-def answer(found: summary.Study, n: int | None) -> list[str]:
-    """The findings, one sentence each, computed from the runs; `n` is the full batch's size."""
+def lr_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def reach_text(arm: summary.Arm) -> str:
+    """What an arm took to its target, in updates, examples, epochs and seconds: each value with
+    its interval [over seeds, from the measurements before the target to those at it; with one
+    seed, those two measurements]; upper bounds (≤) where a seed met it at its first measurement;
+    lower bounds (>) where a seed did not reach it within the budget."""
+    units = {"updates": "updates", names.EXAMPLES: "examples", "epochs": "epochs", names.TRAIN_TIME: "s"}
+    if arm.censored:
+        return (f"not reached by {arm.seeds - arm.reached}/{arm.seeds} seeds: > "
+                + ", ".join(f"{significant(arm.budget[column])} {unit}" for column, unit in units.items()))
+    if arm.bound:
+        return ("≤ " + ", ".join(f"{significant(arm.measures[column].value)} {unit}" for column, unit in units.items())
+                + " (met at the first measurement)")
+    texts, needed = [], []
+    for column, unit in units.items():
+        found = arm.measures[column]
+        value, low, high = rounded(found.value, found.low, found.high)
+        if found.answers() or found.seeds == 1:
+            texts.append(f"{value} [{low}–{high}] {unit}")
+        else:
+            texts.append(f"[{low}–{high}] {unit}")
+            needed.append(found.seeds_needed())
+    wide = (f": {'all' if len(needed) == len(units) else 'some'} too wide to give a value"
+            + (f" (about {max(needed)} seeds would)" if all(needed) else "") if needed else "")
+    return ", ".join(texts) + wide + (" (1 seed)" if arm.seeds == 1 else "")
+
+
+def interval_of(arm: summary.Arm, column: str) -> str:
+    """'1,100–1,500 updates', or '> 1,200 updates (budget)' for a censored arm."""
+    unit = summary.MEASURES[column] + "s"
+    if arm.censored:
+        return f"not reached within {significant(arm.budget[column])} {unit}"
+    low, high = rounded(arm.measures[column].value, arm.low(column), arm.high(column))[1:]
+    return f"{low}–{high} {unit}"
+
+
+def separated(faster: summary.Arm, slower: summary.Arm, column: str) -> bool:
+    """Whether `faster` is faster than `slower` beyond doubt: its interval (over seeds and
+    resolution) ends where the other's starts or below (a run reaches a target after the
+    measurement before it: the intervals are open at their low end), or where the other's budget
+    ends when censored."""
+    return bool(faster.high(column) <= slower.low(column))
+
+
+def comparison_text(arms: list[summary.Arm], column: str) -> str:
+    """Which batch size needs the fewest `column` to the target (one of `arms` reached it), and
+    whether the others can be told apart from it; where one that did not reach it cannot, its
+    budget decides, not the data."""
+    done = [arm for arm in arms if not arm.censored]
+    per = {"updates": "per update", "examples": "per example", "epochs": "per epoch", names.TRAIN_TIME: "per second"}[column]
+    top = min(done, key=lambda arm: arm.measures[column].value)
+    others = [arm for arm in arms if arm is not top]
+    close = [arm for arm in others if not separated(top, arm, column)]
+    name = batch_label(top.batch_size)
+    if not close:
+        against = "; ".join(f"{batch_label(arm.batch_size)} {interval_of(arm, column)}" for arm in others)
+        return f"{per}, {name} is fastest ({interval_of(top, column)}; {against})"
+    censored = [arm for arm in close if arm.censored]
+    text = (f"{per}, {name} ({interval_of(top, column)}) cannot be separated from "
+            + ", ".join(f"{batch_label(arm.batch_size)} ({interval_of(arm, column)})" for arm in close))
+    if censored:
+        text += (f" — {', '.join(batch_label(arm.batch_size) for arm in censored)} stopped short of the target within "
+                 "a budget below the others' counts: the budget, not the data, leaves this open")
+    return text
+
+
+def seeds_range(table: pd.DataFrame) -> str:
+    seeds = table.groupby(CONFIG).seed.nunique()
+    return f"{seeds.min()}" + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "") + f" seed{'s' if seeds.max() > 1 else ''}"
+
+
+def lr_shape_text(table: pd.DataFrame, best: pd.Series) -> str:
+    """How η changes convergence at one batch size: where the final cost falls with η, the lowest
+    final cost, where it rises again, where runs stalled (too small an η, or saturated units at
+    too large a one) and from which η runs diverged."""
+    by_lr = table.groupby("lr").agg(cost=("final_cost", lambda v: summary.geometric_mean(v.dropna()) if v.notna().any() else np.nan),
+                                    learned=("outcome", lambda o: (o == summary.LEARNED_OUTCOME).all()),
+                                    stalled=("outcome", lambda o: (o == summary.STALLED).any()),
+                                    diverged=("outcome", lambda o: (o == summary.DIVERGED).sum()), runs=("outcome", "size"))
+    learned = by_lr[by_lr.learned]
+    parts = []
+    if len(learned):
+        lowest = learned.cost.idxmin()
+        first, last = learned.index.min(), learned.index.max()
+        parts.append(f"the final training cost falls from {learned.cost[first]:.2g} at η = {first:g} to "
+                     f"{learned.cost[lowest]:.2g} at η = {lowest:g}" if lowest > first else
+                     f"the lowest final training cost is {learned.cost[lowest]:.2g} at η = {lowest:g}")
+        if lowest < last:
+            parts.append(f"rises again to {learned.cost[last]:.2g} at η = {last:g}")
+        slow = by_lr[by_lr.stalled & (by_lr.index < first)]
+        if len(slow):
+            parts.append(f"η ≤ {slow.index.max():g} is too small to learn in these epochs")
+        saturated = by_lr[by_lr.stalled & (by_lr.index > last)]
+        if len(saturated):
+            stuck = summary.geometric_mean(table[table.lr.isin(saturated.index) & table.final_cost.notna()].final_cost)
+            parts.append(f"from η = {saturated.index.min():g} runs stall (final training cost ≈ {stuck:.2g}: the "
+                         "units saturate and the gradient vanishes)")
+    else:
+        parts.append("no η learned on every seed")
+    unstable = by_lr[by_lr.diverged > 0]
+    if len(unstable):
+        low = unstable.index.min()
+        parts.append(f"stability ends at η = {low:g}, where {int(unstable.diverged[low])} of {int(unstable.runs[low])} "
+                     "runs diverged" + (f", as every run from η = {unstable[unstable.diverged == unstable.runs].index.min():g}"
+                                       if (unstable.diverged == unstable.runs).any() else ""))
+    grid = sorted(table.lr.unique())
+    return f"Over η = {grid_text(grid)} at {batch_label(best.batch_size)}: " + "; ".join(parts) + "."
+
+
+def reference_text(runs: pd.DataFrame, table: pd.DataFrame, best: pd.DataFrame) -> str:
+    """The runs' final test accuracy beside a published one (study.reference.*), at its η where
+    the sweep ran that η, else at each batch size's best η; '' without a reference."""
+    stated = {key: summary.stated(runs, f"reference.{key}") for key in ("test_accuracy", "lr")}
+    if stated["test_accuracy"] is None or f"final_{TEST_ACCURACY}" not in table:
+        return ""
+    source = runs["study.reference.source"].dropna().iloc[0] if "study.reference.source" in runs else ""
+    published = f"{100 * stated['test_accuracy']:g}%" + (f" ({source})" if source else "")
+    texts = []
+    for b in best.itertuples():
+        lr = stated["lr"] if stated["lr"] is not None and (table.lr == stated["lr"]).any() else b.lr
+        seeds = table[(table.batch_size == b.batch_size) & (table.lr == lr)].set_index("seed")[f"final_{TEST_ACCURACY}"]
+        if pd.isna(lr) or seeds.isna().all():
+            continue
+        found = uncertainty.over_seeds(sorted(seeds.index), lambda picked: 100 * seeds[picked].mean())
+        where = ("inside" if found.has_interval and found.low <= 100 * stated["test_accuracy"] <= found.high else
+                 f"{abs(100 * stated['test_accuracy'] - found.value):.1f} points {'above' if found.value < 100 * stated['test_accuracy'] else 'below'}")
+        texts.append(f"at {batch_label(b.batch_size)}, η = {lr:g} the final test accuracy, in %, is {found.text()}; the published "
+                     f"{published} {'lying ' + where + ' its interval' if where == 'inside' else 'is ' + where + ' its value'}")
+    return ("Against the published result: " + "; ".join(texts) + ".") if texts else ""
+
+
+def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
+    """The answer to the study's question in one or two sentences, from what the runs contain:
+    with several batch sizes, which reaches the first target fastest per epoch, update, example
+    and second and, where measured, the critical batch size; with one batch size and several η,
+    how η changes convergence; a published result beside the runs' where the study states one."""
+    table, best = found.table, found.best
+    target = found.targets[0]
+    sentences = []
+    if best.batch_size.nunique() > 1:
+        arms = found.arms[target]
+        order = ["epochs", "updates", "examples", names.TRAIN_TIME]
+        if all(arm.censored for arm in arms):
+            learned = best[best.lr.notna()]
+            lowest = (f"; the lowest final training cost is {batch_label(learned.loc[learned.cost.idxmin()].batch_size)}'s "
+                      f"({learned.cost.min():.3g})" if len(learned) else "")
+            sentences.append(f"No batch size reached {target.describe()} at its best η within its budget "
+                             f"({seeds_range(table)}){lowest}.")
+        else:
+            sentences.append(f"To reach {target.describe()}, each batch size at its best η ({seeds_range(table)}; intervals "
+                             f"over seeds and the measurements around the target): "
+                             + "; ".join(comparison_text(arms, column) for column in order) + ".")
+            fit = found.critical_batches[target]
+            if fit is not None:
+                sentences.append(f"The critical batch size for it is B_crit = {fit.text()}.")
+    elif table.lr.nunique() > 1:
+        sentences.append(lr_shape_text(table, best.iloc[0]))
+        b = best.iloc[0]
+        if pd.notna(b.lr):
+            arm = found.arms[target][0]
+            chosen = found.best_lrs[b.batch_size]
+            rule = (BEST_RULE if b.by == "updates to target" else
+                    "the lowest final training cost, as no η got every seed to the targets")
+            sentences.append(f"By {rule}, the best η is {chosen.text(lr_text)}; to {target.describe()} it takes "
+                             f"{reach_text(arm)}.")
+    else:
+        b = best.iloc[0]
+        sentences.append(f"At {batch_label(b.batch_size)}, η = {table.lr.iloc[0]:g} ({seeds_range(table)}): final training cost "
+                         f"{with_range(table.final_cost, summary.geometric_mean, lambda v: f'{v:.3g}')}.")
+    reference = reference_text(runs, table, best)
+    return sentences + ([reference] if reference else [])
+
+
+def best_table(found: summary.Study) -> pd.DataFrame:
+    """Each batch size at its best η: the η with its interval over seeds, the final cost and
+    accuracies, and per target the updates, examples, epochs and seconds to reach it."""
+    table, best = found.table, found.best
+    reach = {target: {arm.batch_size: arm for arm in arms} for target, arms in found.arms.items()}
+    rows = []
+    for b in best.itertuples():
+        row = {"batch size": batch_label(b.batch_size)}
+        if pd.isna(b.lr):
+            row["best η"] = f"none learned on every seed (tried {grid_text(b.grid)})"
+        else:
+            estimate = found.best_lrs[b.batch_size]
+            step = max((high / low for low, high in zip(b.grid, b.grid[1:])), default=1.0)
+            row["best η"] = (estimate.text(lr_text, wide=max(uncertainty.WIDE, 1.01 * step))
+                             + (f" ⚠ {figures.EDGE_NOTE[b.edge]}" if b.edge else "")
+                             + ("; by final cost" if b.by != "updates to target" else ""))
+        row["seeds"] = b.seeds
+        row["final training cost"] = f"{b.cost:.3g}" if pd.notna(b.cost) else "—"
+        for key, heading in (("accuracy", "final validation accuracy"), ("test_accuracy", "final test accuracy")):
+            if pd.notna(getattr(b, key)):
+                row[heading] = percent(getattr(b, key))
+        for target, arms in reach.items():
+            row[f"to {target.describe()}"] = reach_text(arms[b.batch_size])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def resolution_text(found: summary.Study) -> str:
+    """How exactly the updates to each target are known: per batch size at its best η, how far
+    apart the measurement before the target and the one at it are (geometric mean over seeds)."""
+    parts = []
+    for target, runs in found.reached.items():
+        gaps = []
+        for arm in found.arms[target]:
+            if arm.censored or arm.bound:
+                continue
+            seeds = runs[(runs.batch_size == arm.batch_size) & (runs.lr == arm.lr)]
+            gap = summary.geometric_mean(seeds.updates - seeds.before)
+            ratio = summary.geometric_mean(seeds.updates / seeds.before) - 1
+            gaps.append(f"{batch_label(arm.batch_size)}: {significant(gap)} updates apart (+{ratio:.0%})")
+        if gaps:
+            parts.append(f"{target.describe()}: " + ", ".join(gaps))
+    if not parts:
+        return ""
+    return ("Resolution: a run reached a target between its last measurement before it and its first at it, which are "
+            "this many updates apart at each batch size's best η (geometric mean over seeds) — "
+            + "; ".join(parts) + ". Intervals span these gaps; batch sizes whose intervals overlap are not told apart.")
+
+
+def censoring_text(found: summary.Study) -> list[str]:
+    """Batch sizes that did not reach a target within their budget, and the conclusions that rest
+    on that budget rather than on the data: B_crit fitted only below them."""
+    lines = []
+    for target, runs in found.reached.items():
+        arms = found.arms[target]
+        short = [arm for arm in arms if arm.censored]
+        if not short:
+            continue
+        said = "; ".join(f"{batch_label(arm.batch_size)}" + (f" at η = {arm.lr:g}: {arm.reached} of {arm.seeds} seeds reached it,"
+                                                             if pd.notna(arm.lr) else ": no η learned on every seed;")
+                         + f" {'the rest' if arm.reached else 'they'} stopped at {significant(arm.budget['updates'])} updates "
+                         f"({significant(arm.budget[names.EXAMPLES])} examples)" for arm in short)
+        line = f"Did not reach {target.describe()} within the budget: {said}."
+        reached = [summary.batch_size_value(arm.batch_size, found.n) for arm in arms if not arm.censored]
+        if len(reached) >= 3 and any(summary.batch_size_value(arm.batch_size, found.n) > max(reached) for arm in short):
+            line += (" B_crit and the slope of the updates against m above m = "
+                     f"{max(reached):g} rest on these budgets, not on the data: the runs there only show they need more.")
+        lines.append(line)
+    return lines
+
+
+def answer(found: summary.Study) -> list[str]:
+    """The findings beyond the headline, one bullet each, computed from the runs."""
     table, best, reached = found.table, found.best, found.reached
     lines = []
-    for b in best.itertuples():
-        if pd.isna(b.lr):
-            lines.append(f"**{batch_label(b.batch_size)}**: no η learned on every seed (tried {grid_text(b.grid)}).")
-            continue
-        accuracies = "".join(f", final {what} accuracy {percent(value)}" for what, value in
-                             (("validation", b.accuracy), ("test", b.test_accuracy)) if pd.notna(value))
-        steps = []
-        for target, runs in reached.items():
-            seeds = runs[(runs.batch_size == b.batch_size) & (runs.lr == b.lr)]
-            hit = seeds.updates.dropna()
-            mean = lambda column: summary.geometric_mean(seeds[column])  # noqa: E731
-            first = " (a seed met it at its first measurement: at most that many)" if seeds["first"].any() else ""
-            steps.append(f"{target.describe()} after {mean('updates'):,.0f} updates ({mean('examples'):,.0f} examples, "
-                         f"{number(mean('epochs'))} epochs, ≈ {mean('train_time'):.2g} s of training){first}"
-                         if len(hit) == len(seeds) else f"{target.describe()} reached by {len(hit)}/{len(seeds)} seeds")
-        flag = f" ⚠ {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)}): the grid does not bracket the best η." if b.edge else ""
-        rule = "" if b.by == "updates to target" else "; chosen by final cost, as no η got every seed to the targets"
-        lines.append(f"**{batch_label(b.batch_size)}**: best η = {b.lr:g} (of {grid_text(b.grid)}{rule}), final training cost "
-                     f"{b.cost:.3g}{accuracies}; {'; '.join(steps)}.{flag}")
+    flagged = best[best.edge.ne("")]
+    if len(flagged):
+        lines.append("⚠ " + "; ".join(f"{batch_label(b.batch_size)}: {figures.EDGE_NOTE[b.edge]} ({grid_text(b.grid)})"
+                                     for b in flagged.itertuples()) + ": the grid does not bracket the best η.")
     learned = best[best.lr.notna()]
     if len(learned) > 1:
-        top = learned.loc[learned.cost.idxmin()]
-        lines.append(f"Lowest final training cost over batch sizes, each at its best η: {batch_label(top.batch_size)} "
-                     f"(η = {top.lr:g}, {top.cost:.3g}, after {int(table[table.batch_size == top.batch_size].last_epoch.max())} "
-                     "epochs).")
         for target, runs in reached.items():
             at_best = summary.at_best(runs, best)
             fitted = at_best[~at_best.bound]
-            fit = summary.critical_batch([summary.batch_size_value(v, n) for v in fitted.batch_size], fitted.updates)
+            fit = found.critical_batches[target]
             measured = fitted.updates.notna().sum()
             bound = at_best[at_best.bound]
             left_out = (f" Left out: {', '.join(batch_label(b) for b in bound.batch_size)}: a seed met it at its first "
                         "measurement, so the updates there are only an upper bound." if len(bound) else "")
             if fit:
-                lines.append(f"Critical batch size for {target.describe()}: B_crit ≈ {fit[0]:.3g} (fit of S_min(1 + B_crit/m) "
-                             f"to the updates of {measured} batch sizes; S_min ≈ {fit[1]:,.0f} updates): below it, doubling m "
+                lines.append(f"Critical batch size for {target.describe()}: B_crit = {fit.text()} (fit of S_min(1 + B_crit/m) "
+                             f"to the updates of {measured} batch sizes, each seed's resample refitted): below it, doubling m "
                              "about halves the updates needed; above it, it saves few." + left_out
-                             + noise_text(found, target, fit[0]))
+                             + noise_text(found, target, fit.value))
             elif measured >= 3:
                 lines.append(f"No critical batch size measured for {target.describe()}: the updates needed do not bend "
                              "between the smallest and the largest batch size that reached it." + left_out)
             elif len(bound):
                 lines.append(f"No critical batch size measured for {target.describe()}: fewer than 3 batch sizes reached "
                              "it after their first measurement." + left_out)
+    lines += censoring_text(found)
+    resolution = resolution_text(found)
+    lines += [resolution] if resolution else []
     for outcome, what in ((summary.DIVERGED, "Diverged"), (summary.STALLED, "Did not learn")):
         found = configs_text(table, outcome)
         if found:
@@ -452,7 +694,9 @@ class Report:
     title: str
     question: str | None
     scope: str
+    headline: list[str]  # the answer to the question, one or two sentences
     answer: list[str]
+    best: pd.DataFrame  # each batch size at its best η
     targets: list[summary.Target]
     sections: list[Section]
     table: pd.DataFrame
@@ -474,7 +718,8 @@ class Report:
     def markdown(self, folder: Path) -> str:
         lines = [f"# {self.title}", ""]
         lines += [p + "\n" for p in self.preamble()]
-        lines += ["## Answer", ""] + [f"- {line}" for line in self.answer] + [""]
+        lines += ["## Answer", "", " ".join(self.headline), ""] + [f"- {line}" for line in self.answer] + [""]
+        lines += [f"{BEST_CAPTION}", "", markdown_table(self.best), ""]
         lines += ["Targets:", ""] + [f"- {line}" for line in self.target_lines()] + [""]
         lines += ["## Figures", ""]
         for i, section in enumerate(self.sections, 1):
@@ -494,7 +739,9 @@ class Report:
         e = html.escape
         table = lambda t: t.to_html(index=False, border=0, classes="table")  # noqa: E731
         parts = [f"<h1>{e(self.title)}</h1>"] + [f"<p>{bold(p)}</p>" for p in self.preamble()]
-        parts += ["<h2>Answer</h2>", "<ul>" + "".join(f"<li>{bold(line)}</li>" for line in self.answer) + "</ul>",
+        parts += ["<h2>Answer</h2>", f"<p>{bold(' '.join(self.headline))}</p>",
+                  "<ul>" + "".join(f"<li>{bold(line)}</li>" for line in self.answer) + "</ul>",
+                  f"<p>{e(BEST_CAPTION)}</p>", table(self.best),
                   "<p>Targets:</p><ul>" + "".join(f"<li>{e(line)}</li>" for line in self.target_lines()) + "</ul>",
                   "<h2>Figures</h2>"]
         for i, section in enumerate(self.sections, 1):
@@ -561,11 +808,8 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     one_size, sizes = largest_training_set(runs)
     found = summary.study(one_size, target_cost, target_accuracy)
     table = found.table
-    n = summary.full_batch_size(one_size)
-    seeds = table.groupby(CONFIG).seed.nunique()
-    scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds.min()}"
-             + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "") + " seeds per configuration" + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}"
-                                             if len(excluded) else "") + ".")
+    scope = (f"{count(runs.run_id.nunique(), 'run')} from {scope}; {seeds_range(table)} per configuration"
+             + (f"; left out, not FINISHED: {', '.join(excluded.run_name.astype(str))}" if len(excluded) else "") + ".")
     if len(sizes) > 1:
         scope += (f" The runs train on {sizes_text(sizes)} inputs: equal noise scale is judged on all of them, everything "
                   f"else on the {count(len(table), 'run')} with the most, n = {sizes[-1]:,}.")
@@ -575,7 +819,8 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, answer=answer(found, n) + judged.answer(), targets=found.targets,
+        scope=scope, headline=headline(one_size, found), answer=answer(found) + judged.answer(),
+        best=best_table(found), targets=found.targets,
         sections=draw_all(one_size, found, folder, judged),
         table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,
         source=[("experiment", experiment), ("tracking URI", tracking_uri)]
@@ -586,4 +831,5 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     (folder / "report.html").write_text(report.html(folder))
     if log and parent is not None:
         client.log_artifacts(parent.info.run_id, str(folder), artifact_path="report")
+        answers.log(client, parent.info.run_id, found, report.headline)
     return folder

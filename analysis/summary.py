@@ -20,13 +20,19 @@ table follows, each computed here once:
   line; otherwise one the good runs reach and chance cannot, relative to the best run.
 - Updates to a target: the first measured point at or past it (scheduled evaluations,
   `*_by_update`, where the run has them; else the epochs), never interpolated; a run that never
-  gets there is censored at its last measured update.
+  gets there is censored at its last measured update. The measurement before it bounds it from
+  below: the run reached the target somewhere between the two, the resolution of its schedule.
+- Headline numbers (the best η, the updates, examples, epochs and seconds to a target, B_crit)
+  come with their interval over seeds (uncertainty.over_seeds), which for updates to a target
+  spans the resolution too: from the resamples of the measurements before the target to those
+  at it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -34,6 +40,7 @@ import pandas as pd
 from harness import names
 
 from .loader import AnalysisError, require_metric
+from .uncertainty import Estimate, geometric_mean, over_seeds
 
 CONFIG = ["batch_size", "lr"]
 RUN = ["run_id", "status", "diverged", "diverged_epoch", "seed", *CONFIG]
@@ -61,11 +68,6 @@ def batch_order(value) -> float:
 
 def batch_label(batch_size) -> str:
     return "full batch (GD)" if batch_size == "full" else f"m = {batch_size}"
-
-
-def geometric_mean(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.exp(np.log(values).mean())) if len(values) else np.nan
 
 
 def average(metric: str):
@@ -254,27 +256,36 @@ def measured(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return points.drop_duplicates(["run_id", "updates"]).sort_values(["run_id", "updates"], ignore_index=True)
 
 
+MEASURES = {"updates": "update", names.EXAMPLES: "example", "epochs": "epoch", names.TRAIN_TIME: "second"}  # column: unit
+
+
 def to_target(runs: pd.DataFrame, target: Target) -> pd.DataFrame:
     """One row per run: `updates`, the first measured update count at or past the target (NaN if
-    never, or if the run diverged), `last_update`, its last measured one (where an unreached run
-    is censored), `first`, whether it met the target at its first measured point after the
+    never, or if the run diverged), `before`, the measured one before it (the run reached the
+    target in between), `last_update`, its last measured one (where an unreached run is
+    censored), `first`, whether it met the target at its first measured point after the
     untrained network (then `updates` is only an upper bound), and the `examples`, `epochs` and
-    seconds of training (`train_time`, at the run's mean time per update) those updates amount to."""
+    seconds of training (`train_time`, at the run's mean time per update) those updates amount to,
+    each with its amount per update (`per_update_<column>`, to convert `before` and `last_update`)."""
     points = measured(runs, target.metric)
     rows = []
     for run_id, run in points.groupby("run_id"):
         met = target.met(run.value)
-        updates = float(run.updates.to_numpy()[met.argmax()]) if met.any() else np.nan
-        rows.append((run_id, updates, float(run.updates.max()), updates == run.updates[run.updates > 0].min()))
-    reached = pd.DataFrame(rows, columns=["run_id", "updates", "last_update", "first"])
+        counts = run.updates.to_numpy()
+        updates = float(counts[met.argmax()]) if met.any() else np.nan
+        before = float(counts[met.argmax() - 1]) if met.any() and met.argmax() > 0 else np.nan
+        rows.append((run_id, updates, before, float(run.updates.max()), updates == run.updates[run.updates > 0].min()))
+    reached = pd.DataFrame(rows, columns=["run_id", "updates", "before", "last_update", "first"])
     table = runs[RUN].drop_duplicates("run_id").merge(reached, on="run_id")
-    table.loc[table.diverged, "updates"] = np.nan
+    table.loc[table.diverged, ["updates", "before"]] = np.nan
     rates = per_epoch(runs, [names.STEPS, names.EXAMPLES, names.TRAIN_TIME])
     last = rates.loc[rates.groupby("run_id").epoch.idxmax()].set_index("run_id").reindex(table.run_id)
-    per_update = lambda column: (last[column] / last[names.STEPS]).to_numpy()  # noqa: E731
-    table["examples"] = table.updates * per_update(names.EXAMPLES)
-    table["epochs"] = table.updates * (last.epoch / last[names.STEPS]).to_numpy()
-    table["train_time"] = table.updates * per_update(names.TRAIN_TIME)
+    table["per_update_updates"] = 1.0
+    table[f"per_update_{names.EXAMPLES}"] = (last[names.EXAMPLES] / last[names.STEPS]).to_numpy()
+    table["per_update_epochs"] = (last.epoch / last[names.STEPS]).to_numpy()
+    table[f"per_update_{names.TRAIN_TIME}"] = (last[names.TRAIN_TIME] / last[names.STEPS]).to_numpy()
+    for column in MEASURES:
+        table[column] = table.updates * table[f"per_update_{column}"]
     return table
 
 
@@ -307,6 +318,116 @@ def critical_batch(sizes, updates) -> tuple[float, float] | None:
     return float(slope / intercept), float(intercept)
 
 
+def on_seeds(rows: pd.DataFrame, seeds: list) -> pd.DataFrame:
+    """The rows of the (resampled) `seeds`, a seed drawn twice appearing twice; seeds without a
+    row are skipped."""
+    by_seed = rows.set_index("seed")
+    return by_seed.loc[[seed for seed in seeds if seed in by_seed.index]]
+
+
+def reach_estimate(reached: pd.DataFrame, batch_size, lr, column: str = "updates") -> Estimate:
+    """`column` (one of MEASURES) to the target for the seeds of (batch_size, lr): the geometric
+    mean of the first measurements at the target (NaN if a seed never got there), its interval
+    from the resamples of the measurements before the target to those at it, so it spans the
+    seeds and the resolution of their schedules."""
+    seeds = reached[(reached.batch_size == batch_size) & (reached.lr == lr)]
+    seeds = seeds.assign(previous=seeds.before * seeds[f"per_update_{column}"])
+    return over_seeds(sorted(seeds.seed.unique()), lambda picked: geometric_mean(on_seeds(seeds, picked)[column]),
+                      lower=lambda picked: geometric_mean(on_seeds(seeds, picked).previous))
+
+
+def best_lr_estimate(table: pd.DataFrame, reached: list[pd.DataFrame], batch_size) -> Estimate:
+    """The best η of `batch_size` (best_lr's rule) and its interval over seeds: the best η of each
+    resample of its seeds (the rule takes each η's slowest seed, so a resample's best η is that of
+    the seeds it holds)."""
+    runs = table[table.batch_size == batch_size]
+    chosen: dict[frozenset, float] = {}
+
+    def best(picked: list) -> float:
+        key = frozenset(picked)
+        if key not in chosen:
+            chosen[key] = float(best_lr(runs[runs.seed.isin(key)], reached).lr.iloc[0])
+        return chosen[key]
+    return over_seeds(sorted(runs.seed.unique()), best)
+
+
+def critical_batch_estimate(reached: pd.DataFrame, best: pd.DataFrame, n: int | None) -> Estimate | None:
+    """B_crit (critical_batch) fitted to the updates of the batch sizes whose every seed reached
+    the target after its first measurement, at their best η, and its interval over seeds and
+    resolution: on each resample of the seeds, the fits to every way the updates may lie between
+    the measurement before the target and the one at it that moves B_crit most (the smaller
+    batch sizes at one end, the larger at the other, split anywhere), the lowest and highest of
+    them; a resample gives no value where one of those fits finds no bend. None when the fit on
+    all seeds, at the measurements at the target, finds none."""
+    rows = at_best(reached, best)
+    fitted = rows[~rows.bound & rows.updates.notna()]
+    groups = [(batch_size_value(b, n), reached[(reached.batch_size == b) & (reached.lr == lr)])
+              for b, lr in zip(fitted.batch_size, fitted.lr)]
+    sizes = [size for size, _ in groups]
+    spans: dict[tuple, np.ndarray] = {}
+
+    def fit(updates: list) -> float:
+        found = critical_batch(sizes, updates)
+        return found[0] if found else np.nan
+
+    def span(picked: list) -> np.ndarray:
+        key = tuple(sorted(picked))
+        if key not in spans:
+            at, before = ([geometric_mean(on_seeds(seeds, picked)[column]) for _, seeds in groups]
+                          for column in ("updates", "before"))
+            spans[key] = np.array([fit(first[:split] + rest[split:]) for split in range(len(groups) + 1)
+                                   for first, rest in ((at, before), (before, at))])
+        return spans[key]
+    seeds = sorted({seed for _, group in groups for seed in group.seed})
+    if not seeds or np.isnan(fit([geometric_mean(seeds.updates) for _, seeds in groups])):
+        return None
+    return over_seeds(seeds, lambda picked: fit([geometric_mean(on_seeds(group, picked).updates) for _, group in groups]),
+                      lower=lambda picked: span(picked).min(), upper=lambda picked: span(picked).max())
+
+
+@dataclass
+class Arm:
+    """A batch size at its best η on the way to a target: `measures` {MEASURES column: Estimate}
+    where every seed reached it, else `budget` {column: at least this much}, the last measurement
+    of a seed that did not reach it (every run's last, where no η learned on every seed: the
+    target was not reached within the budget)."""
+    batch_size: object
+    lr: float  # NaN where no η learned on every seed
+    seeds: int
+    reached: int
+    bound: bool  # a seed met the target at its first measurement: the measures are upper bounds
+    measures: dict
+    budget: dict
+
+    @property
+    def censored(self) -> bool:
+        return bool(self.budget)
+
+    def low(self, column: str) -> float:
+        return self.budget[column] if self.censored else self.measures[column].low
+
+    def high(self, column: str) -> float:
+        return math.inf if self.censored else self.measures[column].high
+
+
+def arms(reached: pd.DataFrame, best: pd.DataFrame) -> list[Arm]:
+    """Every batch size of `best` (best_lr) on the way to the target of `reached` (to_target)."""
+    found = []
+    for b in best.itertuples():
+        runs = reached[reached.batch_size == b.batch_size]
+        seeds = runs[runs.lr == b.lr] if pd.notna(b.lr) else runs.iloc[0:0]
+        hit = seeds.updates.notna()
+        if len(seeds) and hit.all():
+            measures = {column: reach_estimate(reached, b.batch_size, b.lr, column) for column in MEASURES}
+            found.append(Arm(b.batch_size, b.lr, len(seeds), len(seeds), bool(seeds["first"].any()), measures, {}))
+            continue
+        missed = seeds[~hit] if len(seeds) else runs[~runs.diverged]
+        budget = {column: float((missed.last_update * missed[f"per_update_{column}"]).min() if len(seeds) else
+                                (missed.last_update * missed[f"per_update_{column}"]).max()) for column in MEASURES}
+        found.append(Arm(b.batch_size, b.lr, len(seeds), int(hit.sum()), False, {}, budget))
+    return found
+
+
 def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
     """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
     that reached the target: the median of its estimates between half its updates to the target
@@ -328,6 +449,22 @@ class Study:
     reached: dict  # Target -> to_target table
     best: pd.DataFrame  # best_lr, chosen by the updates to every target
     noise_scales: dict  # Target -> noise_scale_on_the_way (empty where B_simple was not measured)
+    n: int | None = None  # the full batch's size (full_batch_size)
+
+    @cached_property
+    def arms(self) -> dict:
+        """Target -> every batch size at its best η on the way to it (arms)."""
+        return {target: arms(runs, self.best) for target, runs in self.reached.items()}
+
+    @cached_property
+    def best_lrs(self) -> dict:
+        """Batch size -> its best η with the interval over seeds (best_lr_estimate), where one learned."""
+        return {b: best_lr_estimate(self.table, list(self.reached.values()), b) for b in self.best.batch_size[self.best.lr.notna()]}
+
+    @cached_property
+    def critical_batches(self) -> dict:
+        """Target -> B_crit with its interval (critical_batch_estimate), or None."""
+        return {target: critical_batch_estimate(runs, self.best, self.n) for target, runs in self.reached.items()}
 
 
 def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy: float | None = None) -> Study:
@@ -338,7 +475,7 @@ def study(runs: pd.DataFrame, target_cost: float | None = None, target_accuracy:
     reached = {target: to_target(runs, target) for target in goals}
     best = best_lr(table, list(reached.values()))
     noise = {target: noise_scale_on_the_way(runs, reached[target], best) for target in goals}
-    return Study(table, goals, reached, best, noise)
+    return Study(table, goals, reached, best, noise, full_batch_size(runs))
 
 
 def full_batch_size(runs: pd.DataFrame) -> int | None:

@@ -48,10 +48,19 @@ class TrackingConfig:
 
 
 @dataclass
+class ReferenceConfig:
+    """A published result the report sets beside the runs' (a book's or a paper's figure)."""
+    test_accuracy: Optional[float] = None  # its final test accuracy, a fraction
+    lr: Optional[float] = None  # the η it was reached at (None: compared at each batch size's best η)
+    source: str = ""  # who published it, and where
+
+
+@dataclass
 class StudyConfig:
     question: str = ""  # what a named study asks; reports and the sweep's MLflow description show it
     target_cost: Optional[float] = None  # training cost whose updates-to-reach the report measures (None: its default)
     target_accuracy: Optional[float] = None  # validation accuracy, a fraction, likewise
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
 
 @dataclass
@@ -143,6 +152,9 @@ def check(cfg) -> None:
             raise ConfigError(f"measure.{key}: {cfg.measure[key]} must be an integer >= 0 (0: off)")
     if cfg.measure.noise_probe < 2:
         raise ConfigError(f"measure.noise_probe: {cfg.measure.noise_probe} must be an integer >= 2")
+    reference = cfg.study.reference.test_accuracy
+    if reference is not None and not 0 < reference <= 1:
+        raise ConfigError(f"study.reference.test_accuracy: {reference} must be a fraction in (0, 1], or null")
 
 
 def check_budget(budget) -> None:

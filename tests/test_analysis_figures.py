@@ -204,3 +204,23 @@ def test_steps_to_target_draws_a_count_met_at_the_first_measurement_hollow_as_an
     ax = figures.steps_to_target(runs, summary.study(runs, target_cost=0.45)).axes[0]
     (bound,) = lines(ax, "bound")
     assert list(bound.get_xdata()) == [10, N]
+
+
+def test_steps_to_target_draws_each_seeds_count_between_the_measurements_around_the_target(runs):
+    found = summary.study(runs, target_cost=0.1)
+    ax = figures.steps_to_target(runs, found).axes[0]
+    reached = found.reached[found.targets[0]]
+    chosen = reached.merge(found.best[["batch_size", "lr"]], on=["batch_size", "lr"]).dropna(subset=["updates"])
+    spans = sorted((low, high) for collection in ax.collections if collection.get_gid() == "resolution"
+                   for (_, low), (_, high) in collection.get_segments())
+    assert spans == sorted(zip(chosen.before, chosen.updates))
+
+
+def test_final_vs_lr_draws_a_one_seed_sweep_whose_mean_is_its_only_value():
+    from test_analysis_summary import run_rows
+    from test_analysis_summary import sweep as sweep_of
+
+    # final costs whose exp(log(x)) is a rounding error below x: the bars' lower length must not be negative
+    runs = sweep_of(*(run_rows(10, lr, 0, [1.9, 0.5, cost]) for lr, cost in ((0.3, 0.35), (1.0, 1e-7), (3.0, 0.07634511644877787))))
+    ax = figures.final_vs_lr(runs).axes[0]
+    assert sorted(lines(ax, "mean")[0].get_ydata()) == [1e-7, 0.07634511644877787, 0.35]

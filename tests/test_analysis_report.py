@@ -13,7 +13,7 @@ from test_analysis_summary import sweep as sweep_of
 
 from analysis import summary
 from analysis.__main__ import main
-from analysis.report import answer, config_tables
+from analysis.report import answer, best_table, config_tables, headline
 
 
 def write(uri: str, folder, *extra) -> str:
@@ -67,9 +67,9 @@ def test_report_opens_with_the_answer_and_ends_with_the_config(report):
 
 def test_report_answer_gives_the_best_lr_of_each_batch_size_and_flags_one_at_the_grid_edge(report):
     answer = section((report / "report.md").read_text(), "Answer")
-    assert "**m = 10**: best η = 1 (of 0.1–10, 3 values" in answer
-    assert "**full batch (GD)**: best η = 10 (of 0.1–10, 3 values" in answer
-    assert answer.count("⚠ best η is the highest tried") == 1
+    assert "| m = 10 | 1 (" in answer
+    assert "| full batch (GD) | 10 (" in answer
+    assert answer.count("full batch (GD): best η is the highest tried") == 1
 
 
 def test_report_answer_names_validation_or_test_on_every_accuracy(report):
@@ -139,13 +139,111 @@ def test_bad_input_stops_with_one_error_line(sweep, tmp_path, capsys, args, mess
 def test_report_warns_when_a_run_that_did_not_learn_reaches_a_target():
     runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.1, 0.01], [0.1, 0.8, 0.95]),
                     run_rows(10, 30.0, 0, [1.0, 0.5, 0.5], [0.1, 0.1, 0.11]))
-    lines = answer(summary.study(runs, target_cost=0.6), None)
+    lines = answer(summary.study(runs, target_cost=0.6))
     assert "⚠ Target training cost ≤ 0.6 is reached by 1 run that did not learn: it does not separate learning from chance." in lines
-    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1), None))
+    assert not any("⚠ Target" in line for line in answer(summary.study(runs, target_cost=0.1)))
 
 
 def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
     runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
-    lines = answer(summary.study(runs, target_cost=0.1), None)
-    assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
-    assert "at most" not in lines[1]  # m = 100, at epoch 2
+    cells = best_table(summary.study(runs, target_cost=0.1)).set_index("batch size")["to training cost ≤ 0.1"]
+    assert cells["m = 10"].startswith("≤ 10 updates") and "(met at the first measurement)" in cells["m = 10"]  # at epoch 1
+    assert "≤" not in cells["m = 100"]  # at epoch 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [[0], [0, 1], [0, 1, 2]])
+def test_report_builds_for_one_two_and_many_seeds(tmp_path, seeds):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, synthetic_runs().query("seed in @seeds"))
+    markdown = write(uri, tmp_path / "out")
+    assert f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} per configuration" in markdown
+    answer = section(markdown, "Answer")
+    if len(seeds) == 1:
+        assert "1 seed: no interval" in answer and "95% over" not in answer
+    else:
+        assert f"95% over {len(seeds)} seeds" in answer or f"resamples of {len(seeds)} seeds agree" in answer
+
+
+def test_report_logs_its_answers_on_the_sweeps_parent_run(sweep, report):
+    uri, parent = sweep
+    run = mlflow.MlflowClient(uri).get_run(parent)
+    assert run.data.metrics["answer.seeds"] == 3
+    assert run.data.metrics["answer.best_lr.m_10"] == 1.0
+    assert run.data.metrics["answer.best_lr.full"] == 10.0
+    assert run.data.tags["answer"].startswith("No batch size reached") or run.data.tags["answer"].startswith("To reach")
+
+
+def updates_runs(first: list, second: list):
+    """Two batch sizes, 10 and 100, one seed each, with these training costs per epoch (10 updates each)."""
+    return sweep_of(run_rows(10, 1.0, 0, first), run_rows(100, 1.0, 0, second))
+
+
+def test_batch_sizes_whose_intervals_overlap_are_not_told_apart():
+    # both reach cost 0.1 between updates 10 and 20: one measurement apart, the same interval
+    text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.05], [1.0, 0.5, 0.08]),
+                                                           target_cost=0.1)))
+    assert "per update, m = 10 (10–20 updates) cannot be separated from m = 100 (10–20 updates)" in text
+
+
+def test_a_batch_size_whose_interval_ends_before_the_others_starts_is_fastest():
+    # m = 10 reaches cost 0.1 within updates 10–20, m = 100 within 20–30
+    text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.05, 0.01], [1.0, 0.5, 0.3, 0.08]),
+                                                           target_cost=0.1)))
+    assert "per update, m = 10 is fastest (10–20 updates; m = 100 20–30 updates)" in text
+
+
+def test_a_conclusion_resting_on_a_budget_is_said_to():
+    # m = 100 stops short of the target after 20 updates, before m = 10's interval (20–30) ends
+    text = " ".join(headline(pd.DataFrame(), summary.study(updates_runs([1.0, 0.5, 0.2, 0.05], [1.0, 0.3, 0.2]),
+                                                           target_cost=0.1)))
+    assert "m = 100 (not reached within 20 updates)" in text
+    assert "the budget, not the data, leaves this open" in text
+
+
+@pytest.mark.slow
+def test_report_answers_when_full_batch_never_reaches_the_target(tmp_path):
+    # SGD (m = 10) reaches cost 0.1 at epoch 2; full batch learns a little but never gets there
+    runs = sweep_of(*(run_rows(10, lr, seed, [1.0, 0.3, 0.05, 0.02], [0.1, 0.6, 0.9, 0.95])
+                      for lr in (1.0, 3.0) for seed in (0, 1)),
+                    *(run_rows("full", lr, seed, [1.0, 0.6, 0.4, 0.3], [0.1, 0.5, 0.6, 0.65])
+                      for lr in (1.0, 3.0) for seed in (0, 1)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, runs)
+    answer = section(write(uri, tmp_path / "out", "--target-cost", "0.1"), "Answer")
+    assert "To reach training cost ≤ 0.1" in answer and "m = 10 is fastest" in answer
+    assert "full batch (GD) not reached within" in answer
+    assert "Did not reach training cost ≤ 0.1 within the budget: full batch (GD)" in answer
+
+
+def test_lr_sweep_answer_says_where_cost_falls_where_runs_stall_and_where_stability_ends():
+    runs = sweep_of(run_rows(10, 0.01, 0, [1.0, 0.98, 0.97], [0.1, 0.1, 0.11]),
+                    run_rows(10, 0.1, 0, [1.0, 0.3, 0.1], [0.1, 0.7, 0.85]),
+                    run_rows(10, 1.0, 0, [1.0, 0.05, 0.01], [0.1, 0.9, 0.97]),
+                    run_rows(10, 10.0, 0, [1.0, 50.0], [0.1, 0.1], diverged=True))
+    text = " ".join(headline(pd.DataFrame(), summary.study(runs)))
+    assert "the final training cost falls from 0.1 at η = 0.1 to 0.01 at η = 1" in text
+    assert "η ≤ 0.01 is too small to learn" in text
+    assert "stability ends at η = 10, where 1 of 1 runs diverged" in text
+    assert "1 seed: no interval" in text
+
+
+def test_a_published_result_is_set_beside_the_runs():
+    rows = [run_rows(10, 3.0, seed, [1.0, 0.1, 0.05], [0.1, 0.9, 0.95], test_accuracies=[0.1, 0.9, acc])
+            for seed, acc in ((0, 0.94), (1, 0.95))]
+    runs = sweep_of(*rows)
+    runs["study.reference.test_accuracy"] = "0.9542"
+    runs["study.reference.source"] = "Nielsen, ch. 1"
+    text = " ".join(headline(runs, summary.study(runs)))
+    assert "the final test accuracy, in %, is 94.5 (94.0–95.0; 95% over 2 seeds)" in text
+    assert "the published 95.42% (Nielsen, ch. 1) is 0.9 points above its value" in text
+
+
+def test_a_published_accuracy_that_is_not_a_fraction_stops_the_job_with_one_line():
+    from harness import compose
+    from harness.config import check
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^study\.reference\.test_accuracy: 95\.42 must be a fraction in \(0, 1\], or null$"):
+        check(compose(["study.reference.test_accuracy=95.42"]))
+    check(compose(["study.reference.test_accuracy=0.9542", "study.reference.lr=3", "study.reference.source=book"]))

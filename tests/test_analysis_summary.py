@@ -190,3 +190,65 @@ def test_a_target_met_at_the_first_measurement_is_only_an_upper_bound():
     reached = found.reached[found.targets[0]]
     assert reached.set_index("batch_size")["first"].to_dict() == {10: True, 100: False}
     assert summary.at_best(reached, found.best).set_index("batch_size").bound.to_dict() == {10: True, 100: False}
+
+
+def test_updates_to_a_target_span_the_measurement_before_it_and_the_one_at_it():
+    # target 0.1: seed 0 gets there at epoch 2 (20 updates; 10 before), seed 1 at epoch 3 (30; 20 before)
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01]), run_rows(10, 1.0, 1, [1.0, 0.5, 0.2, 0.05]))
+    reached = summary.study(runs, target_cost=0.1).reached
+    table = next(iter(reached.values()))
+    assert table.set_index("seed")[["before", "updates"]].to_dict("index") == {0: {"before": 10.0, "updates": 20.0},
+                                                                                 1: {"before": 20.0, "updates": 30.0}}
+    found = summary.reach_estimate(table, 10, 1.0)
+    assert (found.low, found.high, found.seeds) == (10.0, 30.0, 2)
+    assert found.value == pytest.approx(np.sqrt(20 * 30))
+    examples = summary.reach_estimate(table, 10, 1.0, "examples")  # 10 inputs per update
+    assert (examples.low, examples.high) == (100.0, 300.0)
+
+
+def exact_scaling(b_crit: dict, s_min: float = 100.0, sizes=(1, 2, 4, 8, 16, 64), gap: float = 0.0):
+    """(to_target-like rows, best-like rows): each seed's updates S(m) = S_min (1 + B/m) with its own B,
+    measured `gap` (a fraction) after the measurement before it."""
+    rows = [{"run_id": f"{m}-{seed}", "batch_size": m, "lr": 1.0, "seed": seed, "updates": s_min * (1 + b / m),
+             "before": s_min * (1 + b / m) / (1 + gap), "last_update": 1e6, "first": False}
+            for m in sizes for seed, b in b_crit.items()]
+    best = pd.DataFrame({"batch_size": list(sizes), "lr": 1.0})
+    return pd.DataFrame(rows), best
+
+
+def test_critical_batch_of_exact_scaling_data_is_recovered_with_no_spread_when_seeds_agree():
+    reached, best = exact_scaling({0: 4.0, 1: 4.0, 2: 4.0})
+    found = summary.critical_batch_estimate(reached, best, None)
+    assert found.value == pytest.approx(4.0) and found.low == pytest.approx(4.0) and found.high == pytest.approx(4.0)
+
+
+def test_critical_batch_interval_widens_with_the_gap_between_measurements_even_when_seeds_agree():
+    reached, best = exact_scaling({0: 4.0, 1: 4.0}, gap=0.26)
+    found = summary.critical_batch_estimate(reached, best, None)
+    assert found.value == pytest.approx(4.0)
+    assert found.low < 3.9 and found.high > 4.1
+
+
+def test_critical_batch_interval_spans_the_single_seed_fits():
+    reached, best = exact_scaling({0: 2.0, 1: 8.0})
+    found = summary.critical_batch_estimate(reached, best, None)
+    assert (found.low, found.high) == (pytest.approx(2.0), pytest.approx(8.0))
+    assert 2.0 < found.value < 8.0
+    assert not found.answers()  # ends a factor of 4 apart: too wide to give one number
+
+
+def test_best_lr_interval_spans_the_best_lr_of_each_seed():
+    # seed 0 is fastest at η = 1, seed 1 at η = 3
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01, 0.01]), run_rows(10, 3.0, 0, [1.0, 0.5, 0.05, 0.01]),
+                 run_rows(10, 1.0, 1, [1.0, 0.5, 0.2, 0.05]), run_rows(10, 3.0, 1, [1.0, 0.05, 0.01, 0.01]))
+    found = summary.study(runs, target_cost=0.1)
+    estimate = summary.best_lr_estimate(found.table, list(found.reached.values()), 10)
+    assert (estimate.low, estimate.high, estimate.seeds) == (1.0, 3.0, 2)
+
+
+def test_an_arm_that_never_reaches_the_target_is_censored_at_its_budget():
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows("full", 1.0, 0, [1.0, 0.6, 0.5]))
+    found = summary.study(runs, target_cost=0.1)
+    arms = {arm.batch_size: arm for arm in summary.arms(next(iter(found.reached.values())), found.best)}
+    assert not arms[10].censored
+    assert arms["full"].censored and arms["full"].budget["updates"] == 20.0 and arms["full"].low("updates") == 20.0
