@@ -20,10 +20,10 @@ import traceback
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
@@ -33,6 +33,9 @@ from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
 from .network import Network
 from .train import Result, random_streams, train
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs
 SWEEP, JOBS = "HARNESS_SWEEP", "HARNESS_JOBS"

@@ -23,12 +23,7 @@ import sys
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import mlflow
-from mlflow.entities import Run, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Iterator
 
 from . import names
 from .cache import user_cache
@@ -36,6 +31,10 @@ from .errors import ConfigError, describe
 from .server import check_server
 from .signals import check as check_signals
 from .signals import process_alive
+
+if TYPE_CHECKING:  # MLflow itself is imported where it is used: the network and a dry run do without it
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 # MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
@@ -54,6 +53,8 @@ _experiments: dict[tuple[str, str], str] = {}  # (store, experiment name): its i
 def client_of(uri: str) -> MlflowClient:
     """This process's client of the store at `uri` (each MlflowClient resolves its store anew)."""
     if uri not in _clients:
+        from mlflow.tracking import MlflowClient
+
         _clients[uri] = MlflowClient(uri)
     return _clients[uri]
 
@@ -61,6 +62,8 @@ def client_of(uri: str) -> MlflowClient:
 def connect(uri: str) -> MlflowClient:
     """The client of the store at `uri`, created if new; a store that cannot be used is a
     ConfigError naming tracking.uri, within seconds."""
+    import mlflow
+
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if uri not in _opened:
@@ -137,12 +140,14 @@ def open_sqlite(uri: str) -> None:
 
 def mlflow_opens(uri: str) -> None:
     """MLflow creates the store (a new or empty file) or checks its schema, raising if it cannot."""
-    MlflowClient(uri).search_experiments(max_results=1)
+    client_of(uri).search_experiments(max_results=1)
 
 
 def template() -> Path:
     """The empty store that new stores of this MLflow version are copied from: MLflow's migrations
     of a new SQLite store take longer than a short sweep's jobs, and make the same tables each time."""
+    import mlflow
+
     return TEMPLATES / f"mlflow-{mlflow.__version__}.db"
 
 
@@ -214,6 +219,8 @@ def done_already(uri: str, experiment: str, digests: list[str], epochs: list[int
         return [None] * len(digests)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
+    import mlflow
+
     client = client_of(uri)
     mlflow.set_tracking_uri(uri)
     found = client.get_experiment_by_name(experiment)
@@ -244,6 +251,8 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 
 def find_or_create_experiment(client: MlflowClient, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -256,6 +265,8 @@ def find_or_create_experiment(client: MlflowClient, name: str) -> str:
 def search(experiment: str, where: str) -> list[Run]:
     """Every run of the experiment that matches `where`, page after page, with this process's
     client of the current store."""
+    import mlflow
+
     client, runs, token = client_of(mlflow.get_tracking_uri()), [], None
     while True:
         page = client.search_runs([experiment], where, max_results=SEARCH_PAGE, page_token=token)
@@ -309,6 +320,8 @@ def live_claim(experiment: str, digest: str, mine: str | None = None) -> Run | N
 
 def end(client: MlflowClient, run_id: str, status: str, error: str | None = None) -> None:
     """End a run FINISHED, FAILED or KILLED, its `status` tag saying the same, with the error if any."""
+    from mlflow.entities import RunTag
+
     tags = [RunTag(names.STATUS, status.lower())] + ([RunTag(names.ERROR, error[:5000])] if error else [])
     client.log_batch(run_id, tags=tags, synchronous=True)
     client.set_terminated(run_id, status)

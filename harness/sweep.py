@@ -18,7 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from mlflow.entities import Metric, Run
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -26,6 +27,9 @@ from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, load_data, run_name
+
+if TYPE_CHECKING:  # MLflow is imported where the sweep writes: a dry run does without it
+    from mlflow.entities import Run
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "Sweep | None" = None  # the sweep this process launches, for `abort`
@@ -168,6 +172,8 @@ class Sweep:
         return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
 
     def end(self) -> None:
+        from mlflow.entities import Metric
+
         tracking.close_unclosed(self.client)
         try:
             store.patiently(self.patience, self.end_running, "FAILED", LEFT_RUNNING)

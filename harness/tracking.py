@@ -22,14 +22,9 @@ import time
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from omegaconf import DictConfig, OmegaConf
 
 from . import data, names, signals, store
@@ -37,6 +32,10 @@ from .errors import describe
 from .network import Network
 from .signals import Stopped, process_start
 from .train import Result
+
+if TYPE_CHECKING:  # MLflow and pandas are imported where a run is written: a dry run does without them
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
 
 # runs whose end could not be written (the store failed): their status and error, tried again later
 unclosed: dict[str, tuple[str, str]] = {}
@@ -112,6 +111,9 @@ class Recorder:
 
     def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
         """The resolved config as params and `config.yaml`, and the dataset with its digest."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+        from mlflow.exceptions import MlflowException
+
         resolved = OmegaConf.to_container(cfg, resolve=True)
         self.patiently(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()],
                        synchronous=True)
@@ -132,6 +134,8 @@ class Recorder:
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
         """The epoch's metrics (step = epoch) and its per-update series (step = updates made)."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
         self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
@@ -148,6 +152,10 @@ class Recorder:
         write, then FINISHED: a `status` of finished or diverged is only ever written with the
         last epoch. (MLflow's `log_table` would take four calls, and append a second copy of the
         curves if a retry follows a half-failed call.)"""
+        import pandas as pd
+        from mlflow.entities import RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
