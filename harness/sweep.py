@@ -17,7 +17,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
