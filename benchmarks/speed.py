@@ -1,7 +1,8 @@
 """Training speed of the harness on MNIST [784, 30, 10], against a per-example reference loop and
-against the machine's matrix-multiply peak, all measured in this run.
+against the machine's matrix-multiply peak, all measured in this run, on --threads BLAS threads
+(1 by default: every product, the peak's included).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py [--repeats 5] [--loop-examples 2000]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py [--rounds 5] [--loop-examples 2000]
 
 (`env -u` where the machine sets those variables: they pin OpenBLAS to older kernels; the
 first lines printed name the kernels in use.)
@@ -12,7 +13,9 @@ the way the book's network.py does: column vectors, backpropagation one example 
 summing the per-example gradients over the mini-batch, then updating. The compute limit is the
 peak of a large float64 matrix product (by scipy's BLAS, which the harness calls) divided by the
 work per example, ≈ 6 × the number of weights FLOPs (2 for the forward pass, 4 for the backward
-pass). Each figure is the best of `--repeats` runs.
+pass). Every measurement is one arm; the arms alternate over `--rounds` rounds (at least 5), and
+each figure is printed as the median and spread of its rounds (ratios: of each round's pair). A
+share of the compute limit above 100% is not printed: the peak was then measured low.
 
 Data: the real MNIST training set from ../shared/data/mnist beside the repository, or from the
 harness's data cache ($HARNESS_DATA); otherwise synthetic data of its shape (50,000 × 784 in
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 from scipy.linalg.blas import dgemm
 from threadpoolctl import threadpool_info
+
+from timing import load, pin_blas, rounds, share_of_limit, spread, timed
 
 from harness.data import Dataset, Mnist, Split
 from harness.network import Network
@@ -108,36 +112,24 @@ class BookNetwork:
         return nabla_b, nabla_w
 
 
-def best_time(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_peak(repeats: int, n: int = 2000) -> float:
+def matmul_peak(n: int = 2000) -> float:
     """FLOP/s of an n×n float64 matrix product (2n³ operations) by the BLAS the harness calls
-    (scipy's), best of `repeats`."""
+    (scipy's)."""
     a, b = np.random.default_rng(0).random((2, n, n))
-    product = lambda: dgemm(1.0, a.T, b.T)  # transposes: column-major, so nothing is copied
-    product()  # warm up the threads
-    return 2 * n**3 / best_time(product, repeats)
+    return 2 * n**3 / timed(dgemm, 1.0, a.T, b.T)[0]  # transposes: column-major, so nothing is copied
 
 
-def harness_rate(data: Dataset, m, dtype: str, repeats: int, examples: int) -> float:
+def harness_rate(data: Dataset, m, dtype: str, examples: int) -> float:
     """Examples/s of one epoch of `train` on the first `examples` training inputs (all for full batch)."""
     subset = data if m == "full" else Dataset(data.name, data.task, Split(data.train.X[:examples], data.train.Y[:examples]),
                                                  data.validation, data.test)
     subset = subset.astype(dtype)
     network = Network.from_sizes(SIZES, seed=0, dtype=dtype)
     rng = np.random.default_rng(1)
-    times = [train(network, subset, LR, m, 1, rng).final["train_time"] for _ in range(repeats)]
-    return len(subset.train) / min(times)
+    return len(subset.train) / train(network, subset, LR, m, 1, rng).final["train_time"]
 
 
-def loop_rate(data: Dataset, m, repeats: int, examples: int) -> float:
+def loop_rate(data: Dataset, m, examples: int) -> float:
     """Examples/s of BookNetwork on `examples` inputs; full batch is one batch of all of them,
     whose per-example cost does not depend on how many there are."""
     training_data = [(x.reshape(-1, 1), y.reshape(-1, 1)) for x, y in zip(data.train.X[:examples], data.train.Y[:examples])]
@@ -145,7 +137,7 @@ def loop_rate(data: Dataset, m, repeats: int, examples: int) -> float:
     book = BookNetwork(reference.weights, reference.biases)
     rng = np.random.default_rng(1)
     size = examples if m == "full" else m
-    return examples / best_time(lambda: book.sgd_epoch(training_data, size, LR, rng), repeats)
+    return examples / timed(book.sgd_epoch, training_data, size, LR, rng)[0]
 
 
 def check_reference_agrees(data: Dataset) -> float:
@@ -160,11 +152,13 @@ def check_reference_agrees(data: Dataset) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the best is kept")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every arm (at least 5)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of every product")
     parser.add_argument("--loop-examples", type=int, default=2000, help="inputs the reference loop trains on")
     parser.add_argument("--examples", type=int, default=10_000,
                         help="inputs of one timed harness epoch for m < 1000 (all 50,000 for m >= 1000 and full)")
     args = parser.parse_args()
+    pinned = pin_blas(args.threads)
 
     data, source = mnist_or_synthetic()
     n_weights = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
@@ -172,23 +166,29 @@ def main() -> None:
     blas = "; ".join(f"{Path(lib['filepath']).parent.name.split('.')[0]}'s {lib['internal_api']} {lib.get('version')} "
                      f"({lib.get('architecture')} kernels, {lib['num_threads']} threads)"
                      for lib in threadpool_info() if lib["user_api"] == "blas")
-    print(f"data: {source}, {len(data.train)} training inputs; network {SIZES}, lr {LR}")
+    print(f"data: {source}, {len(data.train)} training inputs; network {SIZES}, lr {LR}; {pinned}")
     print(f"machine: {os.cpu_count()} cores; BLAS: {blas}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}")
     print(f"reference check: harness and loop weights differ by at most {check_reference_agrees(data):.1e} after one step")
-    peak = matmul_peak(args.repeats)
-    limit = peak / flops_per_example
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (2000×2000 float64); FLOPs/example ≈ 6 × {n_weights} weights "
-          f"= {flops_per_example}; compute limit {limit:,.0f} examples/s\n")
-
-    print(f"{'m':>6} {'harness ex/s':>13} {'loop ex/s':>10} {'speedup':>8} {'% of limit':>11}")
-    rates = {}
+    print(f"at the start: {load()}")
+    examples = lambda m: len(data.train) if m == "full" or m >= 1000 else args.examples  # noqa: E731
+    arms = {"peak": lambda: {"flops": matmul_peak()}}
     for m in BATCH_SIZES:
-        examples = len(data.train) if m == "full" or m >= 1000 else args.examples
-        rates[m] = harness_rate(data, m, "float64", args.repeats, examples)
-        loop = loop_rate(data, m, args.repeats, args.loop_examples)
-        print(f"{m:>6} {rates[m]:>13,.0f} {loop:>10,.0f} {rates[m] / loop:>7.1f}× {100 * rates[m] / limit:>10.1f}%")
-    float32 = harness_rate(data, 100, "float32", args.repeats, args.examples)
-    print(f"\nfloat32 at m = 100: {float32:,.0f} ex/s, {float32 / rates[100]:.2f}× float64")
+        arms[f"harness {m}"] = lambda m=m: {"rate": harness_rate(data, m, "float64", examples(m))}
+        arms[f"loop {m}"] = lambda m=m: {"rate": loop_rate(data, m, args.loop_examples)}
+    arms["float32 100"] = lambda: {"rate": harness_rate(data, 100, "float32", args.examples)}
+    samples = rounds(arms, args.rounds)
+    print(f"at the end:   {load()}")
+    rate = lambda arm: samples[arm]["rate"]  # noqa: E731
+    peak = samples["peak"]["flops"]
+    limit = float(np.median(peak)) / flops_per_example
+    print(f"matmul peak: {spread([p / 1e9 for p in peak], 'GFLOP/s')} (2000×2000 float64); FLOPs/example ≈ 6 × "
+          f"{n_weights} weights = {flops_per_example}; compute limit {limit:,.0f} examples/s (at the median peak)\n")
+    for m in BATCH_SIZES:
+        print(f"m = {m}: harness {spread(rate(f'harness {m}'), 'ex/s')}; loop {spread(rate(f'loop {m}'), 'ex/s')}; "
+              f"speed-up {spread([h / l for h, l in zip(rate(f'harness {m}'), rate(f'loop {m}'))], '×')}; "
+              f"{share_of_limit(float(np.median(rate(f'harness {m}'))), limit)} of the limit")
+    ratio = [f / d for f, d in zip(rate("float32 100"), rate("harness 100"))]
+    print(f"\nfloat32 at m = 100: {spread(rate('float32 100'), 'ex/s')}, {spread(ratio, '×')} float64")
 
 
 if __name__ == "__main__":

@@ -1,121 +1,96 @@
-"""Where a sweep's time goes: runs a study through the command line in new folders, then measures
-in this process what its jobs cost apart: training and evaluation (the same configs, untracked),
-composing the jobs' configs as the sweep does, loading the data, recording a run in MLflow,
-creating a new store, and starting and ending Python with the harness. Prints the wall time (the
-median of `--repeat` sweeps), the per-job overhead (wall time minus training and evaluation, over
-the jobs) and that breakdown.
+"""Where a sweep's time goes beyond training: runs a study through the command line, each time
+in a new folder, and reads back from its store the jobs' own `train_time` and `eval_time`. For
+each arm (a launcher, and with --base the same launcher running another checkout's code) it
+prints the wall time and the time per job beyond training, counted two ways: beyond `train_time`
+(wall − Σ train_time, over the jobs), and beyond training and evaluation (wall − Σ train_time
+− Σ eval_time, over the jobs); for a parallel launcher also the wall time against the training
+compute per worker (Σ train_time / workers). Arms alternate over --rounds rounds (at least 5).
+Targets (sequential lr_sweep): ≤ 0.15 s per job beyond training, evaluation counted; parallel
+never slower than sequential; nielsen_ch1 within 1.3× of its training compute per worker.
 
-    python benchmarks/sweep_overhead.py                            # lr_sweep, sequential launcher
-    python benchmarks/sweep_overhead.py --launcher parallel
+    python benchmarks/sweep_overhead.py                                   # lr_sweep, sequential and parallel
+    python benchmarks/sweep_overhead.py --launcher sequential --base /tmp/i20-base   # against another checkout
     python benchmarks/sweep_overhead.py --study nielsen_ch1 --launcher parallel --data-root ../shared/data/mnist
     python benchmarks/sweep_overhead.py --study nielsen_ch1 --launcher parallel --data-root ../shared/data/mnist epochs=3
 """
 
 import argparse
-import statistics
+import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - here, as "starting Python" counts it, not "a new mlflow.db"
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from timing import load, pin_blas, rounds, spread, timed
 
-from harness import job, store
-from harness.config import CONF
-from harness.data import load
-from hydra_plugins.harness_sweeper import Composed, expand
+REPO = Path(__file__).resolve().parent.parent
 
 
-IMPORTS = "import harness.__main__, mlflow.store.tracking.sqlalchemy_store"  # what a sweep imports
+def job_times(folder: Path) -> tuple[int, float, float | None]:
+    """The sweep's jobs: how many, their Σ train_time and Σ eval_time (None where the code does
+    not record it), read from the last epoch of each job's run."""
+    with sqlite3.connect(f"file:{folder / 'mlflow.db'}?mode=ro", uri=True) as db:
+        runs = db.execute("select count(*) from runs r where exists (select 1 from tags t where t.run_uuid = r.run_uuid "
+                          "and t.key = 'mlflow.parentRunId')").fetchone()[0]
+        totals = dict(db.execute("select key, sum(value) from latest_metrics where key in ('train_time', 'eval_time') "
+                                 "group by key").fetchall())
+    return runs, totals.get("train_time", 0.0), totals.get("eval_time")
 
 
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    value = function(*args, **kwargs)
-    return time.perf_counter() - start, value
+def arm(command: list[str], code: Path, workers: int):
+    """One sweep of `command` running the code of the checkout at `code`, in a new folder."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
 
+    def run() -> dict[str, float]:
+        with tempfile.TemporaryDirectory() as folder:
+            wall, done = timed(subprocess.run, command, cwd=folder, capture_output=True, text=True, env=environment)
+            if done.returncode:
+                sys.exit(f"the sweep failed:\n{done.stderr[-3000:]}")
+            jobs, train, evaluation = job_times(Path(folder))
+        figures = {"wall": wall, "jobs": jobs, "train": train, "beyond_train": (wall - train) / jobs,
+                   "per_worker": wall / (train / workers)}
+        if evaluation is not None:
+            figures |= {"eval": evaluation, "beyond_train_eval": (wall - train - evaluation) / jobs}
+        return figures
 
-def composition(study: str, extra: list[str]) -> tuple[list[list[str]], float, float, list]:
-    """The jobs, and the seconds per job the sweeper's check and the launcher spend composing
-    their configs (one composition by Hydra per shape of job, copies for the rest)."""
-    arguments = [f"+experiment={study}", *extra]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        master = compose("config", overrides=arguments, return_hydra_config=True)
-        master.hydra.sweep.dir  # noqa: B018 - resolved first, as the sweeper does
-        jobs = expand(GlobalHydra.instance().config_loader(), master.hydra.sweeper.params, arguments)
-        checker, launcher = (Composed(GlobalHydra.instance().config_loader()) for _ in range(2))
-        checked, configs = timed(lambda: [checker.job_config(master, overrides) for overrides in jobs])
-        launched, _ = timed(lambda: [launcher.load_sweep_config(master, overrides) for overrides in jobs])
-    return jobs, checked / len(jobs), launched / len(jobs), configs
-
-
-def new_store(folder: Path) -> tuple[float, float]:
-    """Seconds to create a store that MLflow migrates, and one copied from the template."""
-    store.TEMPLATES = folder / "templates"
-    migrated, _ = timed(store.connect, f"sqlite:///{folder}/migrated.db")
-    copied, _ = timed(store.connect, f"sqlite:///{folder}/copied.db")
-    return migrated, copied
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default="lr_sweep")
-    parser.add_argument("--launcher", default="sequential", choices=["sequential", "parallel"])
+    parser.add_argument("--launcher", nargs="+", default=["sequential", "parallel"], choices=["sequential", "parallel"])
+    parser.add_argument("--base", type=Path, help="another checkout whose code runs the same sweeps, alternating")
     parser.add_argument("--data-root", help="data.root for MNIST studies")
-    parser.add_argument("--repeat", type=int, default=3, help="sweeps to run, each in a new folder (the median counts)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every arm (at least 5)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of every process")
     parser.add_argument("overrides", nargs="*", help="more overrides for every job, e.g. epochs=2")
     args = parser.parse_args()
+    pinned = pin_blas(args.threads)
     extra = [f"data.root={Path(args.data_root).resolve()}"] if args.data_root else []
-    extra += args.overrides
-    command = [sys.executable, "-m", "harness", "-m", f"+experiment={args.study}", f"launcher={args.launcher}", *extra]
-    walls = []
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory() as folder:
-            wall, done = timed(subprocess.run, command, cwd=folder, capture_output=True, text=True)
-            if done.returncode:
-                sys.exit(f"the sweep failed:\n{done.stderr[-3000:]}")
-            walls.append(wall)
-    wall = statistics.median(walls)
-    with tempfile.TemporaryDirectory() as folder:
-        jobs, checked, launched, configs = composition(args.study, extra)
-        data_time, _ = timed(load, OmegaConf.to_container(configs[0].data, resolve=True))
-        fits = []
-        for cfg in configs:
-            dataset, network, sampling_rng = job.build(cfg)
-            fits.append(timed(job.fit, cfg, dataset, network, sampling_rng)[0])
-        compute = sum(fits)
-        migrated, copied = new_store(Path(folder))
-        uri = f"sqlite:///{folder}/overhead.db"
-        store.connect(uri)
-        record = 0.0
-        for cfg, fit in zip(configs[:5], fits):
-            cfg.tracking.uri, cfg.progress = uri, False
-            record += timed(job.run, cfg, job.Context())[0] - fit
-        python = lambda end: min(timed(subprocess.run, [sys.executable, "-c", f"{IMPORTS}; {end}"], check=True)[0]
-                                 for _ in range(3))
-        startup, frozen, plain = python("import os; os._exit(0)"), python("import gc; gc.freeze()"), python("pass")
-    n = len(jobs)
-    workers = "" if args.launcher == "sequential" else " (its jobs run side by side: compare per job with care)"
-    print(f"{args.study}, launcher={args.launcher}: {n} jobs{workers}")
-    print(f"wall time of the sweep:            {wall:7.1f} s  (median of {', '.join(f'{w:.1f}' for w in walls)})")
-    print(f"training and evaluation, all jobs: {compute:7.1f} s  (the same configs untracked, in one process)")
-    print(f"overhead per job:                  {(wall - compute) / n:7.3f} s  (target ≤ 0.25 s, sequential)")
-    print("what one job costs besides training, measured apart:")
-    print(f"  composing its config to check it:  {checked:5.3f} s (Hydra composes each shape of job once; the rest are copies)")
-    print(f"  composing it for the launcher:     {launched:5.3f} s (in the launching process or a worker)")
-    print(f"  recording its run in MLflow:       {record / 5:5.3f} s (a tracked job less its training, over 5 jobs;"
-          " noisy where training takes seconds)")
-    print("what a sweep or a worker process costs once:")
-    print(f"  loading the data:                  {data_time:5.3f} s")
-    print(f"  a new mlflow.db:                   {copied:5.3f} s (copied from the template; {migrated:.3f} s where MLflow "
-          "migrates it, the first time on a machine)")
-    print(f"  starting Python with the harness:  {startup:5.3f} s (the fastest of 3)")
-    print(f"  ending it:                         {max(frozen - startup, 0):5.3f} s ({max(plain - startup, 0):.3f} s without "
-          "the gc.freeze() at the end of `python -m harness`)")
+    codes = {"this checkout": REPO} | ({f"base {args.base}": args.base.resolve()} if args.base else {})
+    arms = {}
+    for launcher in args.launcher:
+        workers = 1 if launcher == "sequential" else len(os.sched_getaffinity(0))
+        command = [sys.executable, "-m", "harness", "-m", f"+experiment={args.study}", f"launcher={launcher}",
+                   *extra, *args.overrides]
+        for name, code in codes.items():
+            arms[f"{launcher}, {name}"] = arm(command, code, workers)
+    print(f"{args.study} {' '.join(args.overrides)}: {', '.join(arms)}; {pinned}")
+    print(f"at the start: {load()}")
+    samples = rounds(arms, args.rounds)
+    print(f"at the end:   {load()}\n")
+    for name, figures in samples.items():
+        print(f"{name}: {int(figures['jobs'][0])} jobs")
+        print(f"  wall time of the sweep:          {spread(figures['wall'])}")
+        print(f"  Σ train_time of its jobs:        {spread(figures['train'])}")
+        print(f"  Σ eval_time of its jobs:         {spread(figures.get('eval', []))}")
+        print(f"  per job beyond train_time:       {spread(figures['beyond_train'])}  (evaluation counted; target ≤ 0.15 s, "
+              f"sequential lr_sweep)")
+        print(f"  per job beyond training and evaluation: {spread(figures.get('beyond_train_eval', []))}")
+        if name.startswith("parallel"):
+            print(f"  wall / (Σ train_time / workers): {spread(figures['per_worker'], '×')}  (target ≤ 1.3 on nielsen_ch1)")
 
 
 if __name__ == "__main__":

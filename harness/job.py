@@ -20,10 +20,10 @@ import traceback
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
@@ -33,6 +33,9 @@ from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
 from .network import Network
 from .train import Result, planned_epochs, random_streams, train
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs
 SWEEP, JOBS = "HARNESS_SWEEP", "HARNESS_JOBS"
@@ -141,28 +144,28 @@ def epochs_of(cfg: DictConfig, n_train: int) -> int:
 
 def claim(client, experiment: str, digest: str, epochs: int, open_run) -> str | Run:
     """The id of a new run (`open_run()`) that holds the claim to train this config, or the
-    complete FINISHED run that makes the job a skip. A run another live process is training is
-    waited for: it may finish (a skip) or stop (then this job trains it). Two jobs that claim at
-    the same moment each see the other's run, since each looks after creating its own, and both
-    step back and try again: two trainings of one config never run at once."""
+    complete FINISHED run that makes the job a skip. The sweep left out the configs done when it
+    began; a job opens its run first, then looks once for the others of its config: one that
+    finished meanwhile makes the job a skip, one another live process is training is waited for
+    (it may finish: a skip; or stop: then this job trains it). Two jobs that claim at the same
+    moment each see the other's run, since each looks after creating its own, and both step back
+    and try again: two trainings of one config never run at once."""
     while True:
+        run_id = open_run()
         runs = store.config_runs(experiment, digest)
         done = store.finished(client, runs, epochs)
-        if done is not None:
-            return done
-        other = store.live(runs)
-        if other is not None:
-            print(f"waiting: {other.info.run_name} is being trained by pid {other.data.tags.get(names.PID)} "
-                  f"on {other.data.tags.get(names.HOST)} (run {other.info.run_id})", flush=True)
-            while store.live_claim(experiment, digest) is not None:
-                signals.check()
-                time.sleep(CLAIM_POLL_SECONDS)
-            continue
-        run_id = open_run()
-        if store.live_claim(experiment, digest, mine=run_id) is None:
+        other = store.live(runs, mine=run_id)
+        if done is None and other is None:
             return run_id
         client.delete_run(run_id)
-        time.sleep(random.uniform(0.1, 1.0))
+        if done is not None:
+            return done
+        print(f"waiting: {other.info.run_name} is being trained by pid {other.data.tags.get(names.PID)} "
+              f"on {other.data.tags.get(names.HOST)} (run {other.info.run_id})", flush=True)
+        time.sleep(random.uniform(0.1, 1.0))  # two that stepped back at once try again at different times
+        while store.live_claim(experiment, digest) is not None:
+            signals.check()
+            time.sleep(CLAIM_POLL_SECONDS)
 
 
 class Job:

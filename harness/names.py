@@ -11,6 +11,7 @@ TEST_ACCURACY = "test_accuracy"
 STEPS = "steps"  # updates made so far
 EXAMPLES = "examples"  # training inputs seen so far
 TRAIN_TIME = "train_time"  # seconds of training so far, evaluation excluded
+EVAL_TIME = "eval_time"  # seconds of evaluating the splits so far (every epoch's, and any scheduled)
 GRAD_NORM = "grad_norm"
 # metrics of some updates (MLflow step = updates made)
 BATCH_COST = "batch_cost"

@@ -229,6 +229,12 @@ class Network:
         X = np.asarray(X, self.dtype)
         return self._feedforward(X.T, [np.empty((n, len(X)), self.dtype, order="F") for n in self.sizes[1:]]).T
 
+    def feedforward_into(self, X: np.ndarray, out: np.ndarray, hidden: Sequence[np.ndarray]) -> np.ndarray:
+        """`feedforward` without allocating: a^L for the rows of X (in the network's dtype) written
+        into the columns of `out` (n_L × len(X), column by column), the hidden layers' a^l into
+        `hidden` (one column-major array per hidden layer, at least len(X) columns each)."""
+        return self._feedforward(X.T, [a[:, :len(X)] for a in hidden] + [out])
+
     def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
         """C = (1/n) Σₓ C_x over the n rows of X."""
         return self.cost_function.total(self.feedforward(X), Y) / len(X)

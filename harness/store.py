@@ -23,12 +23,7 @@ import sys
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import mlflow
-from mlflow.entities import Run, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Iterator
 
 from . import names
 from .cache import user_cache
@@ -37,6 +32,10 @@ from .server import check_server
 from .signals import check as check_signals
 from .signals import process_alive
 
+if TYPE_CHECKING:  # MLflow itself is imported where it is used: the network and a dry run do without it
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
 # MLflow retries an unreachable server 7 times with exponential backoff (minutes); fail in seconds
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
@@ -44,13 +43,27 @@ HEARTBEAT_SECONDS = 30.0  # how often a job on any host says its run is alive
 RUN_WATCH_SECONDS = 5.0  # how often a job looks whether its run was ended by someone else
 STALE_SECONDS = 600.0  # a RUNNING run of another host silent for this long was abandoned
 TEMPLATES = user_cache()  # where store.template() is kept
+SEARCH_PAGE = 1000  # runs per page of a search
 
 _opened: set[str] = set()  # stores this process has opened (each is created or checked once)
+_clients: dict[str, MlflowClient] = {}  # one client per store and process
+_experiments: dict[tuple[str, str], str] = {}  # (store, experiment name): its id, once found
+
+
+def client_of(uri: str) -> MlflowClient:
+    """This process's client of the store at `uri` (each MlflowClient resolves its store anew)."""
+    if uri not in _clients:
+        from mlflow.tracking import MlflowClient
+
+        _clients[uri] = MlflowClient(uri)
+    return _clients[uri]
 
 
 def connect(uri: str) -> MlflowClient:
-    """A client of the store at `uri`, created if new; a store that cannot be used is a
+    """The client of the store at `uri`, created if new; a store that cannot be used is a
     ConfigError naming tracking.uri, within seconds."""
+    import mlflow
+
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
     if uri not in _opened:
@@ -59,8 +72,18 @@ def connect(uri: str) -> MlflowClient:
         elif uri.startswith("sqlite:///"):
             open_sqlite(uri)
         _opened.add(uri)
-    mlflow.set_tracking_uri(uri)  # for the MLflow calls that only take the global store
-    return MlflowClient(uri)
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)  # for the MLflow calls that only take the global store
+    return client_of(uri)
+
+
+def after_fork() -> None:
+    """In a process forked from one that used a SQL store: its connections stay the parent's,
+    and this process opens its own (SQLAlchemy's way for a forked child)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for engine in SqlAlchemyStore._engine_map.values():
+        engine.dispose(close=False)
 
 
 def patiently(patience: float, call, *args, **kwargs):
@@ -117,12 +140,14 @@ def open_sqlite(uri: str) -> None:
 
 def mlflow_opens(uri: str) -> None:
     """MLflow creates the store (a new or empty file) or checks its schema, raising if it cannot."""
-    MlflowClient(uri).search_experiments(max_results=1)
+    client_of(uri).search_experiments(max_results=1)
 
 
 def template() -> Path:
     """The empty store that new stores of this MLflow version are copied from: MLflow's migrations
     of a new SQLite store take longer than a short sweep's jobs, and make the same tables each time."""
+    import mlflow
+
     return TEMPLATES / f"mlflow-{mlflow.__version__}.db"
 
 
@@ -194,17 +219,40 @@ def done_already(uri: str, experiment: str, digests: list[str], epochs: list[int
         return [None] * len(digests)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
-    client = MlflowClient(uri)
+    import mlflow
+
+    client = client_of(uri)
     mlflow.set_tracking_uri(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return [None] * len(digests)
-    runs = [finished_run(client, found.experiment_id, digest, n) for digest, n in zip(digests, epochs)]
-    return [run.info.run_id if run else None for run in runs]
+    done = finished_runs(client, found.experiment_id, dict(zip(digests, epochs)))
+    return [done[digest].info.run_id if digest in done else None for digest in digests]
+
+
+def finished_runs(client: MlflowClient, experiment: str, epochs: dict[str, int]) -> dict[str, Run]:
+    """For each config hash of `epochs` (its number of epochs) that has one, a complete FINISHED
+    run: one search for the whole sweep, then the epochs of the runs it finds."""
+    by_hash: dict[str, list[Run]] = {}
+    for run in search(experiment, f"attributes.status = 'FINISHED' and tags.{names.CONFIG_HASH} IS NOT NULL"):
+        digest = run.data.tags[names.CONFIG_HASH]
+        if digest in epochs:
+            by_hash.setdefault(digest, []).append(run)
+    found = {digest: finished(client, runs, epochs[digest]) for digest, runs in by_hash.items()}
+    return {digest: run for digest, run in found.items() if run is not None}
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The id of the named experiment, created if it does not exist yet."""
+    """The id of the named experiment, created if it does not exist yet (asked once per process)."""
+    key = (client.tracking_uri, name)
+    if key not in _experiments:
+        _experiments[key] = find_or_create_experiment(client, name)
+    return _experiments[key]
+
+
+def find_or_create_experiment(client: MlflowClient, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -215,8 +263,17 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 
 def search(experiment: str, where: str) -> list[Run]:
-    """Every run of the experiment that matches `where` (MLflow pages through them)."""
-    return mlflow.search_runs([experiment], where, output_format="list")
+    """Every run of the experiment that matches `where`, page after page, with this process's
+    client of the current store."""
+    import mlflow
+
+    client, runs, token = client_of(mlflow.get_tracking_uri()), [], None
+    while True:
+        page = client.search_runs([experiment], where, max_results=SEARCH_PAGE, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs
 
 
 def complete(client: MlflowClient, run: Run, epochs: int) -> bool:
@@ -263,6 +320,8 @@ def live_claim(experiment: str, digest: str, mine: str | None = None) -> Run | N
 
 def end(client: MlflowClient, run_id: str, status: str, error: str | None = None) -> None:
     """End a run FINISHED, FAILED or KILLED, its `status` tag saying the same, with the error if any."""
+    from mlflow.entities import RunTag
+
     tags = [RunTag(names.STATUS, status.lower())] + ([RunTag(names.ERROR, error[:5000])] if error else [])
     client.log_batch(run_id, tags=tags, synchronous=True)
     client.set_terminated(run_id, status)

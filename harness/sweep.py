@@ -17,8 +17,8 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -26,6 +26,9 @@ from . import names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, epochs_of, load_data, run_name
+
+if TYPE_CHECKING:  # MLflow is imported where the sweep writes: a dry run does without it
+    from mlflow.entities import Run
 
 OUTCOMES = ("finished", "diverged", "failed", "killed", "skipped", "missing")
 current: "Sweep | None" = None  # the sweep this process launches, for `abort`
@@ -109,7 +112,7 @@ class Sweep:
     def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check every job (`configs`: what each will see), open the store and the parent run;
         return the environment every job must get."""
-        self.jobs = []
+        self.jobs, self.done, self.launched = [], {}, 0  # done: config hash → its complete FINISHED run
         self.add(jobs, configs)
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
@@ -134,10 +137,24 @@ class Sweep:
         self.environment = environment
         return environment
 
+    def to_launch(self, jobs: list[list[str]], configs: list[DictConfig]) -> list[list[str]]:
+        """The jobs just added less those whose config already has a complete FINISHED run (with
+        tracking.resume), found with one search for them all; every job's environment counts the
+        jobs launched."""
+        if configs[0].tracking.resume:
+            wanted = {digest: epochs for _, digest, epochs in self.jobs[-len(jobs):]}
+            self.done.update(store.finished_runs(self.client, self.experiment, wanted))
+        todo = [overrides for overrides, (_, digest, _) in zip(jobs, self.jobs[-len(jobs):]) if digest not in self.done]
+        if len(todo) < len(jobs):
+            print(f"skipping {len(jobs) - len(todo)} of {len(jobs)} jobs: their configs already have a complete "
+                  f"FINISHED run (tracking.resume=true)", flush=True)
+        self.launched += len(todo)
+        self.environment[JOBS] = str(self.launched)
+        return todo
+
     def extend(self, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check more jobs for this sweep (a later round); return the environment they must get."""
         self.add(jobs, configs)
-        self.environment[JOBS] = str(len(self.jobs))
         return self.environment
 
     def add(self, jobs: list[list[str]], configs: list[DictConfig]) -> None:
@@ -156,6 +173,8 @@ class Sweep:
         return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
 
     def end(self) -> None:
+        from mlflow.entities import Metric
+
         tracking.close_unclosed(self.client)
         try:
             store.patiently(self.patience, self.end_running, "FAILED", LEFT_RUNNING)
@@ -187,7 +206,7 @@ class Sweep:
             if run is not None:
                 found.append((name, outcome(run), run))
             else:  # resumed: finished by an earlier sweep
-                run = store.finished_run(self.client, self.experiment, digest, epochs)
+                run = self.done.get(digest) or store.finished_run(self.client, self.experiment, digest, epochs)
                 found.append((name, "skipped" if run else "missing", run))
         return found
 

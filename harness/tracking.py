@@ -22,14 +22,9 @@ import time
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 from omegaconf import DictConfig, OmegaConf
 
 from . import data, names, signals, store
@@ -38,8 +33,14 @@ from .network import Network
 from .signals import Stopped, process_start
 from .train import Result
 
+if TYPE_CHECKING:  # MLflow and pandas are imported where a run is written: a dry run does without them
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
 # runs whose end could not be written (the store failed): their status and error, tried again later
 unclosed: dict[str, tuple[str, str]] = {}
+# where the runs this process created keep their artifacts, as the store said when creating them
+artifact_uris: dict[str, str] = {}
 
 
 def process_tags() -> dict[str, str]:
@@ -112,10 +113,15 @@ class Recorder:
 
     def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
         """The resolved config as params and `config.yaml`, and the dataset with its digest."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+        from mlflow.exceptions import MlflowException
+
         resolved = OmegaConf.to_container(cfg, resolve=True)
         self.patiently(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()],
                        synchronous=True)
-        self.patiently(self.client.log_text, self.run_id, OmegaConf.to_yaml(resolved), names.CONFIG_FILE)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / names.CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
+            self.patiently(self.upload, folder)
         # the entity itself: mlflow.data.from_numpy would profile the arrays of every run again
         entity = Dataset(name=dataset.name, digest=dataset.digest()[:32], source_type="code",  # MLflow keeps 36 characters
                        source=json.dumps({"harness.data": dataset.name}),
@@ -132,6 +138,8 @@ class Recorder:
 
     def log_epoch(self, epoch: int, metrics: dict, series: dict | None = None) -> None:
         """The epoch's metrics (step = epoch) and its per-update series (step = updates made)."""
+        from mlflow.entities import Metric
+
         now = int(time.time() * 1000)
         self.pending += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
         self.pending += [Metric(key, value, now, step) for key, points in (series or {}).items() for step, value in points]
@@ -148,6 +156,10 @@ class Recorder:
         write, then FINISHED: a `status` of finished or diverged is only ever written with the
         last epoch. (MLflow's `log_table` would take four calls, and append a second copy of the
         curves if a retry follows a half-failed call.)"""
+        import pandas as pd
+        from mlflow.entities import RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
         with tempfile.TemporaryDirectory() as folder:
@@ -155,7 +167,7 @@ class Recorder:
             pd.DataFrame(result.history).rename_axis("epoch").reset_index().to_parquet(Path(folder) / names.CURVES,
                                                                                        index=False)
             np.savez(Path(folder) / names.WEIGHTS, **weights)
-            self.patiently(self.client.log_artifacts, self.run_id, folder)
+            self.patiently(self.upload, folder)
         tags = {names.STATUS: result.status,  # and the table tag the MLflow UI and analysis.loader look for
                 MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": names.CURVES, "type": "table"}])}
         if result.diverged_epoch is not None:
@@ -165,6 +177,15 @@ class Recorder:
         self.pending.clear()
         self.patiently(self.client.set_terminated, self.run_id, "FINISHED")
         self.stopped.set()
+
+    def upload(self, folder: str) -> None:
+        """The files in `folder` as artifacts of the run, written straight to its artifact store
+        when this process created the run (MLflow's client would read the run to find where)."""
+        if self.run_id not in artifact_uris:
+            return self.client.log_artifacts(self.run_id, folder)
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        get_artifact_repository(artifact_uris[self.run_id], tracking_uri=self.client.tracking_uri).log_artifacts(folder)
 
     def abandon(self, status: str, error: str) -> None:
         """End the run FAILED or KILLED, keeping what was measured; never raises. What the store
@@ -195,7 +216,9 @@ def create_run(client: MlflowClient, experiment: str, name: str, tags: dict[str,
     tags = {**tags, **process_tags(), **git_tags(), names.HEARTBEAT: f"{time.time():.0f}"}
     if parent is not None:
         tags[names.PARENT_RUN_ID] = parent
-    return client.create_run(experiment, run_name=name, tags=tags).info.run_id
+    info = client.create_run(experiment, run_name=name, tags=tags).info
+    artifact_uris[info.run_id] = info.artifact_uri
+    return info.run_id
 
 
 @contextmanager

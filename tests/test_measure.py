@@ -98,7 +98,7 @@ def test_measurements_do_not_change_the_trajectory():
     plain, _ = blobs_run(Measurements())
     measured, _ = blobs_run(Measurements(batch_cost_every=1, grad_norm=True, noise_scale_every=2, noise_probe=20))
     assert len(measured.series["noise_scale"]) > 0
-    drop = ("train_time", "grad_norm")
+    drop = ("train_time", "eval_time", "grad_norm")
     assert [{k: v for k, v in e.items() if k not in drop} for e in measured.history] == \
            [{k: v for k, v in e.items() if k not in drop} for e in plain.history]
 
@@ -118,7 +118,7 @@ def test_scheduled_evaluation_records_costs_at_those_updates_and_leaves_the_run_
     timed = train(network, data, 1.0, 10, 3, np.random.default_rng(1), measure=Measurements(eval_every=3))
     costs = timed.series["train_cost_by_update"]
     assert [step for step, _ in costs] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]  # 9 batches of 10 per epoch
-    drop_time = lambda history: [{k: v for k, v in e.items() if k != "train_time"} for e in history]  # noqa: E731
+    drop_time = lambda history: [{k: v for k, v in e.items() if k not in ("train_time", "eval_time")} for e in history]  # noqa: E731
     assert drop_time(timed.history) == drop_time(plain.history)  # bit-identical: evaluation draws nothing
     assert costs[0][1] == plain.history[0]["train_cost"] and costs[-1][1] == plain.final["train_cost"]
     assert set(timed.series) == {f"{split}_{what}_by_update" for split in ("train", "validation", "test")

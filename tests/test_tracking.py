@@ -32,6 +32,12 @@ def the_run(uri):
     return run
 
 
+def the_run_named(uri, name):
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id], f"attributes.run_name = '{name}'")
+    return run
+
+
 def recorded_epochs(uri, run) -> list[int]:
     return [point.step for point in MlflowClient(uri).get_metric_history(run.info.run_id, names.TRAIN_COST)]
 
@@ -308,3 +314,38 @@ def test_a_store_cut_short_while_copied_from_the_template_is_made_anew(tmp_path,
     (tmp_path / "mlflow.db").write_bytes(store.template().read_bytes()[:200_000])  # a kill mid-copy
     client = store.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert store.experiment_id(client, "harness")
+
+
+def test_a_job_of_a_sweep_takes_at_most_12_transactions_of_the_store_6_of_them_writes(uri):
+    """Counted on the store's engine: MLflow opens a transaction for each part of a call (its
+    log_batch up to four); the job asks nothing twice and nothing the sweep asked up front."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from harness.job import Context, run
+
+    client = store.connect(uri)
+    parent = client.create_run(store.experiment_id(client, "harness")).info.run_id
+    transactions = []  # for each, whether it wrote
+
+    def begin(connection):
+        connection.info["writes"] = False
+
+    def execute(connection, cursor, statement, *rest):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            connection.info["writes"] = True
+
+    def commit(connection):
+        transactions.append(connection.info["writes"])
+
+    listeners = [(Engine, "begin", begin), (Engine, "before_cursor_execute", execute), (Engine, "commit", commit)]
+    for listener in listeners:
+        event.listen(*listener)
+    try:
+        run(harness.compose([*SMALL, "epochs=2", f"tracking.uri={uri}", "progress=false"]),
+            Context(sweep=parent, resume=True))
+    finally:
+        for listener in listeners:
+            event.remove(*listener)
+    assert the_run_named(uri, "lr=3.0,batch_size=10,seed=0").info.status == "FINISHED"
+    assert len(transactions) <= 12 and sum(transactions) <= 6

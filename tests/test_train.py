@@ -1,10 +1,12 @@
 """Gradient descent and SGD behave as the method says they must."""
 
 import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
 
-from harness.data import Digits
+from harness.data import Dataset, Digits, Split
 from harness.network import Network
-from harness.train import batch_bounds, random_streams, train
+from harness.train import EVAL_CHUNK, Evaluator, batch_bounds, random_streams, train
 
 
 def digits_network(seed=0):
@@ -49,7 +51,7 @@ def test_same_seed_gives_identical_history():
     for _ in range(2):
         network, rng = digits_network(seed=4)
         result = train(network, data, lr=3.0, batch_size=10, epochs=2, rng=rng)
-        histories.append([{k: v for k, v in e.items() if k != "train_time"} for e in result.history])
+        histories.append([{k: v for k, v in e.items() if k not in ("train_time", "eval_time")} for e in result.history])
     assert histories[0] == histories[1]
 
 
@@ -63,3 +65,37 @@ def test_steps_and_examples_count_the_short_last_batch_only_when_kept():
         final = train(network, data, 0.5, 10, 2, np.random.default_rng(0), last_batch=last_batch).final
         counts[last_batch] = (final["steps"], final["examples"])
     assert counts == {"keep": (42, 410), "drop": (40, 400)}
+
+
+def whole_split_metrics(network, data) -> dict:
+    """The metrics as a whole split's forward pass gives them: one product per layer over all its
+    inputs, on one BLAS thread, then the cost of eq. 6 and the share of correct classes."""
+    metrics = {}
+    with threadpool_limits(limits=1):
+        for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+            output = network.feedforward(split.X)
+            metrics[f"{name}_cost"] = 0.5 * float(np.sum(np.square(output - split.Y))) / len(split)
+            if name != "train":
+                metrics[f"{name}_accuracy"] = float(np.mean(np.argmax(output, axis=1) == np.argmax(split.Y, axis=1)))
+    return metrics
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_evaluation_in_chunks_gives_the_whole_split_metrics_bit_for_bit(dtype):
+    # splits of several chunks and a short last one, one shorter than a chunk, and a lone input
+    rng = np.random.default_rng(3)
+    split = lambda n: Split(rng.random((n, 784)).astype(dtype), np.eye(10, dtype=dtype)[rng.integers(10, size=n)])  # noqa: E731
+    data = Dataset("random", "classification", split(2 * EVAL_CHUNK + 389), split(EVAL_CHUNK - 5), split(1))
+    network = Network.from_sizes([784, 30, 20, 10], seed=1, dtype=dtype)
+    evaluate = Evaluator(network, data)
+    assert evaluate() == whole_split_metrics(network, data)
+    with threadpool_limits(limits=1):  # and each output, which the sum of a cost may round away
+        assert all(np.array_equal(out.T, network.feedforward(split.X)) for _, split, _, out in evaluate.outputs)
+
+
+def test_evaluation_time_is_recorded_beside_training_time():
+    data = Digits().load()
+    network, rng = digits_network()
+    history = train(network, data, lr=3.0, batch_size=10, epochs=2, rng=rng).history
+    times = [epoch["eval_time"] for epoch in history]
+    assert 0 < times[0] < times[1] < times[2]  # every epoch's evaluation adds to it

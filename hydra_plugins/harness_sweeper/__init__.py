@@ -212,7 +212,7 @@ class HarnessSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
         gc.freeze()  # the sweep's own objects last until its end: the collector's passes skip them
-        returns = self.launch(self.jobs)
+        returns = self.launch(self.todo)
         for _ in range(self.refine_rounds):
             try:
                 jobs = self.refinement()
@@ -223,15 +223,15 @@ class HarnessSweeper(BasicSweeper):
                 break
             with signals.deferred():
                 self.add(jobs)
-            returns += self.launch(jobs)
+            returns += self.launch(self.todo)
         sweep.current = None
         with signals.deferred():
             self.record.end()
         return returns
 
     def add(self, jobs: list[list[str]]) -> None:
-        """Compose and check these jobs (the first ones also open the sweep's record), and hand
-        their environment to the launcher."""
+        """Compose and check these jobs (the first ones also open the sweep's record), keep those
+        still to train as `todo`, and hand their environment to the launcher."""
         configs = [self.compose(overrides) for overrides in jobs]
         if self.jobs:
             environment = self.record.extend(jobs, configs)
@@ -239,12 +239,13 @@ class HarnessSweeper(BasicSweeper):
             environment = self.record.start(self.config, jobs, configs)
         self.jobs += jobs
         self.configs += configs
+        self.todo = self.record.to_launch(jobs, configs)
         self.hand_over(environment)
-        self.composed.prepare(self.config, jobs)
+        self.composed.prepare(self.config, self.todo)
 
     def launch(self, jobs: list[list[str]]) -> list:
         """The jobs, in batches of `max_batch_size`, numbered on from those launched before."""
-        returns, size = [], self.max_batch_size or len(jobs)
+        returns, size = [], self.max_batch_size or max(len(jobs), 1)
         for start in range(0, len(jobs), size):
             returns.append(self.launcher.launch(jobs[start:start + size], initial_job_idx=self.launched))
             self.launched += len(returns[-1])
