@@ -149,3 +149,24 @@ def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
     lines = answer(summary.study(runs, target_cost=0.1), None)
     assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
     assert "at most" not in lines[1]  # m = 100, at epoch 2
+
+
+@pytest.mark.parametrize("experiment", ["../../escaped", "/tmp/escaped", ".hidden/../x"])
+def test_the_default_report_folder_stays_under_reports_whatever_the_experiment_is_named(tmp_path, monkeypatch, experiment):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, synthetic_runs().query("batch_size == 10"), experiment=experiment)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    main(["report", "--experiment", experiment, "--tracking-uri", uri, "--no-log"])
+    [written] = list(tmp_path.rglob("report.md"))
+    assert written.parent.parent == work / "reports"
+
+
+def test_a_report_where_there_is_no_store_says_so_and_creates_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", "--experiment", "harness"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: no MLflow store at {tmp_path / 'mlflow.db'}")
+    assert list(tmp_path.iterdir()) == []
