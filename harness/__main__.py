@@ -122,6 +122,9 @@ def cli() -> None:
                 sweep.current.abort("FAILED", describe(error))
                 exit_with(f"error: the sweep stopped: {describe(error)}; its unfinished runs are marked FAILED; "
                      f"launch the same command again to run what did not finish", 1)
+            if isinstance(error, OSError) and error.filename:  # Hydra's output folder (outputs/, multirun/)
+                exit_with(f"error: cannot write {error.filename} ({error.strerror}); run from a writable folder, "
+                          f"or set hydra.run.dir (hydra.sweep.dir with -m) to one", 1)
             raise
         finally:
             gc.freeze()  # likewise for the interpreter's last passes, at exit

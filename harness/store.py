@@ -210,8 +210,12 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return found.experiment_id
     try:
         return client.create_experiment(name)
-    except MlflowException:  # created meanwhile by another process
-        return client.get_experiment_by_name(name).experiment_id
+    except MlflowException as error:
+        found = client.get_experiment_by_name(name)  # created meanwhile by another process, or refused
+        if found is None:
+            raise ConfigError(f"tracking.experiment: MLflow refuses the name {name[:40]!r}"
+                              f"{'…' if len(name) > 40 else ''} ({describe(error)})") from None
+        return found.experiment_id
 
 
 def search(experiment: str, where: str) -> list[Run]:

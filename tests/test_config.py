@@ -22,6 +22,13 @@ from test_data import write_idx
     (["seed=-1"], "seed: -1 must be an integer >= 0"),
     (["tracking.experiment=''"], "tracking.experiment: must name an MLflow experiment"),
     (["divergence_ratio=inf"], "divergence_ratio: inf must be a number > 1"),
+    (["data.seed=-1"], "data.seed: -1 must be an integer >= 0"),
+    (["data=blobs", "data.n_classes=0"], "data.n_classes: 0 must be an integer >= 1"),
+    (["data=blobs", "data.validation=-5"], "data.validation: -5 must be an integer >= 0"),
+    (["data=linear", "data.noise=-1"], "data.noise: -1.0 must be a finite number >= 0"),
+    (["tracking.experiment=" + "x" * 501], "tracking.experiment: a name of 501 characters; MLflow takes at most 500"),
+    (["tracking.uri=garbage"], "tracking.uri: 'garbage' is not a store the harness can use"),
+    (["tracking.uri=file:///tmp/mlruns"], "tracking.uri: 'file:///tmp/mlruns' is not a store the harness can use"),
 ])
 def test_a_setting_that_cannot_run_is_one_line_naming_its_key(overrides, message):
     with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("]", r"\]")):

@@ -90,10 +90,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def mounted(folder: Path, size: str):
+def mounted(folder: Path, size: str, read_only: bool = False):
     """A file system of `size` at `folder` (a full disk to be), unmounted when the test ends."""
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]).returncode:
+    options = f"size={size}" + (",ro" if read_only else "")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
         pytest.skip("needs root to mount a small file system")
     try:
         yield folder
@@ -114,6 +115,19 @@ def small_disk(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     yield from mounted(tmp_path / "tiny", "300k")
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    yield from mounted(tmp_path / "read-only", "64k", read_only=True)
+
+
+@pytest.mark.parametrize("sweep", [(), ("-m",)])
+def test_a_read_only_working_folder_is_one_line(read_only, sweep):
+    result = harness(*sweep, "epochs=1", cwd=read_only, check=False)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "(Read-only file system)" in line
 
 
 def test_a_full_disk_never_leaves_a_finished_run_short_of_its_epochs_and_a_relaunch_completes(small_disk):
