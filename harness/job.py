@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from mlflow.entities import Run
@@ -28,10 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from . import data as datasets
-from . import names, signals, store, tracking
+from . import memory, names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
-from .network import Network
+from .network import Network, n_parameters
 from .train import Result, random_streams, train
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs
@@ -124,7 +125,12 @@ def build(cfg: DictConfig):
     check_batch_size(cfg.batch_size, len(dataset.train))
     init_rng, sampling_rng = random_streams(cfg.seed)
     m = cfg.model
-    network = Network.from_sizes([dataset.n_in, *m.hidden, dataset.n_out], seed=init_rng, init=m.init,
+    sizes = [dataset.n_in, *m.hidden, dataset.n_out]
+    batch = len(dataset.train) if cfg.batch_size == "full" else cfg.batch_size
+    # θ and its gradient, and a mini-batch's activations, errors and σ' of every layer
+    needed = (2 * n_parameters(sizes) + 3 * batch * sum(sizes[1:])) * np.dtype(m.dtype).itemsize
+    memory.check(f"model.hidden: {list(m.hidden)}", needed, f"a network of layers {sizes} trained on batches of {batch}")
+    network = Network.from_sizes(sizes, seed=init_rng, init=m.init,
                                  dtype=m.dtype, activation=m.activation, output=m.output, cost=m.cost)
     return dataset, network, sampling_rng
 

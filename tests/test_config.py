@@ -49,6 +49,16 @@ def test_an_empty_training_split_names_the_data_settings_not_the_batch_size(over
         build(compose(overrides))
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["data=blobs", "data.n=1000000000000"], r"data.n: 1000000000000 \(with data.validation=200, data.test=200\) "
+                                             r"needs at least 36.4 TiB of memory for 1,000,000,000,400 examples"),
+    (["model.hidden=[100000,100000]"], r"model.hidden: \[100000, 100000\] needs at least 149 GiB of memory"),
+])
+def test_a_setting_too_big_for_the_memory_says_the_size_it_asks_for_before_allocating(overrides, message):
+    with pytest.raises(ConfigError, match="^" + message + r".*; [\d.]+ [KMGT]?i?B is available$"):
+        build(compose(overrides))
+
+
 def test_a_label_above_9_names_the_file_and_the_label(tmp_path):
     images = np.zeros((50_001, 28, 28))
     labels = np.zeros(50_001)

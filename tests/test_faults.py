@@ -223,7 +223,8 @@ def test_a_job_that_fails_before_training_is_a_failed_run_and_the_sweep_goes_on(
     assert result.returncode == 1 and "2 of 4 jobs did not finish" in result.stderr
     runs = {name: (status, error) for name, status, error in job_runs(tmp_path)}
     assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][0] == "FAILED"
-    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][1].startswith("MemoryError")
+    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][1].startswith("ConfigError: model.hidden: "
+                                                                               "[10000000000] needs at least")
     assert runs["model.hidden=[4],data=blobs,epochs=2"] == ("FAILED", "ConfigError: data.root: train-images-idx3-ubyte.gz "
                                                                       "cannot be read (injected)")
     assert runs["model.hidden=[5],data=blobs,epochs=2"][0] == "FINISHED"  # the job after the failures ran
