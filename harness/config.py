@@ -66,6 +66,7 @@ class Config:
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
     dry_run: bool = False  # list the jobs without training or writing to the store
+    max_hours: Optional[float] = 24.0  # a job expected to train longer is refused before it starts; None: no limit
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -120,6 +121,8 @@ def check(cfg) -> None:
         raise ConfigError(f"epochs: {cfg.epochs} must be an integer >= 1")
     if cfg.seed < 0:
         raise ConfigError(f"seed: {cfg.seed} must be an integer >= 0")
+    if cfg.max_hours is not None and not cfg.max_hours > 0:
+        raise ConfigError(f"max_hours: {cfg.max_hours} must be a number of hours > 0, or null for no limit")
     if not (0 <= cfg.tracking.patience < math.inf):
         raise ConfigError(f"tracking.patience: {cfg.tracking.patience} must be a number of seconds >= 0")
     if not cfg.tracking.experiment.strip():

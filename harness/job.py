@@ -29,10 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from . import data as datasets
-from . import memory, names, signals, store, tracking
+from . import duration, memory, names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
-from .network import Network, n_parameters
+from .network import Network
 from .train import Result, random_streams, train
 
 # environment of a sweep's jobs: the id of its parent run, its number of jobs
@@ -90,14 +90,16 @@ def metrics_line(metrics: dict) -> str:
     return ", ".join(f"{key} {metrics[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in metrics)
 
 
-def epoch_lines(cfg: DictConfig):
-    """on_epoch for one run: a line per epoch, at most one a second, and always the last."""
+def epoch_lines(cfg: DictConfig, expected: float):
+    """on_epoch for one run: a line per epoch, at most one a second, and always the last; the
+    first says how long training is expected to take (`expected` seconds)."""
     shown = [0.0]
 
     def show(epoch: int, metrics: dict, series: dict) -> None:
         if epoch == cfg.epochs or time.monotonic() - shown[0] >= 1.0:
             shown[0] = time.monotonic()
-            log.info(f"epoch {epoch}/{cfg.epochs}: {metrics_line(metrics)}")
+            log.info(f"epoch {epoch}/{cfg.epochs}: {metrics_line(metrics)}"
+                     + (f" (training expected to take {duration.text(expected)})" if epoch == 0 else ""))
 
     return show
 
@@ -127,9 +129,7 @@ def build(cfg: DictConfig):
     m = cfg.model
     sizes = [dataset.n_in, *m.hidden, dataset.n_out]
     batch = len(dataset.train) if cfg.batch_size == "full" else cfg.batch_size
-    # θ and its gradient, and a mini-batch's activations, errors and σ' of every layer
-    needed = (2 * n_parameters(sizes) + 3 * batch * sum(sizes[1:])) * np.dtype(m.dtype).itemsize
-    memory.check(f"model.hidden: {list(m.hidden)}", needed, f"a network of layers {sizes} trained on batches of {batch}")
+    memory.check_network(list(m.hidden), sizes, batch, np.dtype(m.dtype).itemsize)
     network = Network.from_sizes(sizes, seed=init_rng, init=m.init,
                                  dtype=m.dtype, activation=m.activation, output=m.output, cost=m.cost)
     return dataset, network, sampling_rng
@@ -187,6 +187,7 @@ class Job:
         check(cfg)
         with threadpool_limits(limits=cfg.blas_threads):
             dataset, network, sampling_rng = build(cfg)  # checks what depends on the data, before tracking
+            expected = duration.check(cfg, duration.sample(dataset))
             if not context.track:
                 result = fit(cfg, dataset, network, sampling_rng)
                 return Outcome(result.status, self.name, result, network)
@@ -201,7 +202,7 @@ class Job:
             self.run_id = claimed
             with tracking.recorded(client, self.run_id, cfg.tracking.patience) as recorder:
                 recorder.log_inputs(cfg, dataset)
-                show = epoch_lines(cfg) if cfg.progress and context.sweep is None else lambda *epoch: None
+                show = epoch_lines(cfg, expected) if cfg.progress and context.sweep is None else lambda *epoch: None
                 on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), show(*epoch), signals.check())
                 result = fit(cfg, dataset, network, sampling_rng, on_epoch=on_epoch)
                 recorder.finish(result, network)

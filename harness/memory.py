@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from .errors import ConfigError
+from .network import n_parameters
 
 
 def available() -> int:
@@ -35,3 +36,11 @@ def check(setting: str, needed: int, what: str) -> None:
     if needed > free:
         raise ConfigError(f"{setting} needs at least {size_text(needed)} of memory for {what}; "
                           f"{size_text(free)} is available")
+
+
+def check_network(hidden: list[int], sizes: list[int], batch: int, itemsize: int) -> None:
+    """A network of these layer `sizes` (`hidden` as model.hidden says them) fits, with the
+    buffers of training on batches of `batch` inputs."""
+    # θ and its gradient, and a batch's activations, errors and σ' of every layer
+    needed = (2 * n_parameters(sizes) + 3 * batch * sum(sizes[1:])) * itemsize
+    check(f"model.hidden: {hidden}", needed, f"a network of layers {sizes} trained on batches of {batch}")

@@ -22,7 +22,7 @@ from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import names, server, signals, store, tracking
+from . import duration, names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, load_data, run_name
@@ -43,16 +43,19 @@ def composition_error(error: BaseException) -> str:
     return f"{key}: {message}" if key else message
 
 
-def check_jobs(configs: list[DictConfig]) -> None:
+def check_jobs(configs: list[DictConfig]) -> list[float]:
     """Raise ConfigError for the first job that cannot run; load each distinct dataset once (the
-    last one stays loaded for the jobs of a launcher in this process)."""
-    sizes = {}
+    last one stays loaded for the jobs of a launcher in this process). Return each job's expected
+    seconds of training."""
+    samples, expected = {}, []
     for cfg in configs:
         check(cfg)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
-        if key not in sizes:
-            sizes[key] = len(load_data(key, cfg.model.dtype).train)
-        check_batch_size(cfg.batch_size, sizes[key])
+        if key not in samples:
+            samples[key] = duration.sample(load_data(key, cfg.model.dtype))
+        check_batch_size(cfg.batch_size, samples[key].n_train)
+        expected.append(duration.check(cfg, samples[key]))
+    return expected
 
 
 def outcome(run) -> str:
@@ -107,7 +110,7 @@ class Sweep:
     def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check every job (`configs`: what each will see), open the store and the parent run;
         return the environment every job must get."""
-        self.jobs = []
+        self.jobs, self.expected = [], 0.0
         self.add(jobs, configs)
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
@@ -140,7 +143,7 @@ class Sweep:
 
     def add(self, jobs: list[list[str]], configs: list[DictConfig]) -> None:
         """Check these jobs and count them in the sweep: name, config hash, epochs."""
-        check_jobs(configs)
+        self.expected += sum(check_jobs(configs))
         self.jobs += [(run_name(overrides), config_hash(cfg), cfg.epochs) for overrides, cfg in zip(jobs, configs)]
 
     def dry_run(self, configs: list[DictConfig]) -> str:
@@ -151,7 +154,8 @@ class Sweep:
         rows = [("job", "config hash", "a launch would")] + [
             (name or "(defaults)", digest[:12], f"skip it: FINISHED run {run_id}" if run_id and resume else "train it")
             for (name, digest, _), run_id in zip(self.jobs, done)]
-        return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
+        return (f"{table(rows)}\n\n{len(self.jobs)} jobs, training expected to take {duration.text(self.expected)} "
+                f"one after another; dry run: nothing was trained or tracked")
 
     def end(self) -> None:
         tracking.close_unclosed(self.client)
