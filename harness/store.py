@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from . import names
 from .cache import user_cache
-from .errors import ConfigError, describe
+from .errors import ConfigError, describe, library_logs_in_one_line
 from .server import check_server
 from .signals import check as check_signals
 from .signals import process_alive
@@ -53,6 +53,7 @@ def connect(uri: str) -> MlflowClient:
     ConfigError naming tracking.uri, within seconds."""
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    library_logs_in_one_line()  # a full disk fails every write, and MLflow logs each with its tracebacks
     if uri not in _opened:
         if uri.startswith(("http://", "https://")):
             check_server(uri)  # a real API call, not only /health

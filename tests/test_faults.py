@@ -134,6 +134,7 @@ def test_a_full_disk_never_leaves_a_finished_run_short_of_its_epochs_and_a_relau
     sweep = ("-m", "lr=0.1,0.3,1", "batch_size=1", "epochs=10", "measure.batch_cost_every=1")
     first = harness(*sweep, cwd=small_disk, check=False)
     assert first.returncode == 1
+    assert "Traceback" not in first.stderr and len(first.stderr.strip().splitlines()) <= 4, first.stderr[-3000:]
     for name, status, error in job_runs(small_disk):
         assert status in ("FAILED", "RUNNING") and len(epochs_of(small_disk, name, status)) < 11
         assert status == "RUNNING" or "disk is full" in error or "No space left" in error
