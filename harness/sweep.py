@@ -22,7 +22,7 @@ from mlflow.entities import Metric, Run
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import duration, names, server, signals, store, tracking
+from . import duration, names, server, signals, store, tracking, workers
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, load_data, run_name
@@ -117,6 +117,8 @@ class Sweep:
         if configs[0].dry_run:
             print(self.dry_run(configs))
             sys.exit(0)
+        if "joblib" in config.hydra.launcher._target_:
+            workers.tracker_output_to(Path(config.hydra.sweep.dir))
         self.client = store.connect(self.uri)
         self.experiment = store.experiment_id(self.client, configs[0].tracking.experiment)
         closed = store.close_abandoned(self.client, self.experiment)
