@@ -50,6 +50,12 @@ def parse_batch_size(value: str) -> int | str:
 
 
 def client_for(tracking_uri: str) -> mlflow.MlflowClient:
+    """A client of an existing store: MLflow would create an empty SQLite file where there is none."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise AnalysisError(f"no MLflow store at {path.resolve()} (--tracking-uri {tracking_uri}); run this where "
+                                f"the sweep ran, or name its store with --tracking-uri")
     return mlflow.MlflowClient(tracking_uri)
 
 

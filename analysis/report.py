@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -791,6 +792,12 @@ def choose_runs(client, experiment: str, tracking_uri: str, sweep: str | None, a
                           "out (--all-sweeps mixes them)")
 
 
+def folder_name(text: str) -> str:
+    """`text` as one folder name: any character but letters, digits, `.`, `_` and `-` becomes `_`,
+    and no leading dot, so an experiment named `../x` or `/x` stays a folder inside `reports/`."""
+    return re.sub(r"[^\w.-]", "_", text, flags=re.ASCII).lstrip(".")[:200] or "_"
+
+
 def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | None = None, out: Path | None = None,
                  target_cost: float | None = None, target_accuracy: float | None = None, log: bool = True,
                  all_sweeps: bool = False) -> Path:
@@ -813,7 +820,7 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     if len(sizes) > 1:
         scope += (f" The runs train on {sizes_text(sizes)} inputs: equal noise scale is judged on all of them, everything "
                   f"else on the {count(len(table), 'run')} with the most, n = {sizes[-1]:,}.")
-    folder = Path(out or Path("reports") / (experiment + (f"-{parent.info.run_id[:8]}" if parent else "")))
+    folder = Path(out or Path("reports") / folder_name(experiment + (f"-{parent.info.run_id[:8]}" if parent else "")))
     folder.mkdir(parents=True, exist_ok=True)
     varied, shared = config_tables(runs)
     report = Report(

@@ -15,18 +15,21 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import signals, sweep
-from .config import CONF, config_hash
+from . import duration, signals, sweep
+from .config import CONF, check, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import Context, metrics_line, run, run_name, store_error
+from .job import Context, build, metrics_line, run, run_name, store_error
 
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     context = Context.from_hydra(cfg)
     if cfg.dry_run:  # a sweep's dry run ends in its sweeper, before any job
+        check(cfg)
+        expected = duration.check(cfg, duration.sample(build(cfg)[0]))
         return print(f"dry run: one job, {run_name(context.overrides) or 'the defaults'}; "
-                     f"config hash {config_hash(cfg)[:12]}; nothing was trained or tracked")
+                     f"config hash {config_hash(cfg)[:12]}; training expected to take {duration.text(expected)}; "
+                     f"nothing was trained or tracked")
     experiment = next((o.split("=", 1)[1] for o in context.overrides if o.startswith("+experiment=")), None)
     if experiment is not None and context.sweep is None:
         print(f"note: {experiment} is a study's sweep; only one job of it runs here. "
@@ -122,6 +125,9 @@ def cli() -> None:
                 sweep.current.abort("FAILED", describe(error))
                 exit_with(f"error: the sweep stopped: {describe(error)}; its unfinished runs are marked FAILED; "
                      f"launch the same command again to run what did not finish", 1)
+            if isinstance(error, OSError) and error.filename:  # Hydra's output folder (outputs/, multirun/)
+                exit_with(f"error: cannot write {error.filename} ({error.strerror}); run from a writable folder, "
+                          f"or set hydra.run.dir (hydra.sweep.dir with -m) to one", 1)
             raise
         finally:
             gc.freeze()  # likewise for the interpreter's last passes, at exit

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -75,6 +77,7 @@ class Config:
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
     dry_run: bool = False  # list the jobs without training or writing to the store
+    max_hours: Optional[float] = 24.0  # a job expected to train longer is refused before it starts; None: no limit
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -100,6 +103,9 @@ for name, schema in DATASETS.items():
     store.store(group="data", name=f"{name}_schema", node=schema)
 
 LAST_BATCH = ("keep", "drop")
+EXPERIMENT_NAME_LIMIT = 500  # characters in an MLflow experiment's name
+DATA_AT_LEAST = {"n_in": 1, "n_out": 1, "n_classes": 1}  # other integer data settings: >= 0
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")  # MLflow's stores but files
 DTYPES = ("float64", "float32")
 
 
@@ -127,16 +133,23 @@ def check(cfg) -> None:
     check_budget(cfg.budget)
     if cfg.seed < 0:
         raise ConfigError(f"seed: {cfg.seed} must be an integer >= 0")
+    if cfg.max_hours is not None and not cfg.max_hours > 0:
+        raise ConfigError(f"max_hours: {cfg.max_hours} must be a number of hours > 0, or null for no limit")
     if not (0 <= cfg.tracking.patience < math.inf):
         raise ConfigError(f"tracking.patience: {cfg.tracking.patience} must be a number of seconds >= 0")
     if not cfg.tracking.experiment.strip():
         raise ConfigError("tracking.experiment: must name an MLflow experiment, e.g. tracking.experiment=harness")
+    if len(cfg.tracking.experiment) > EXPERIMENT_NAME_LIMIT:
+        raise ConfigError(f"tracking.experiment: a name of {len(cfg.tracking.experiment)} characters; MLflow takes "
+                          f"at most {EXPERIMENT_NAME_LIMIT}")
     _one_of("last_batch", cfg.last_batch, LAST_BATCH)
     if not (cfg.divergence_ratio > 1 and math.isfinite(cfg.divergence_ratio)):
         raise ConfigError(f"divergence_ratio: {cfg.divergence_ratio} must be a number > 1")
     if cfg.blas_threads is not None and cfg.blas_threads < 1:
         raise ConfigError(f"blas_threads: {cfg.blas_threads} must be an integer >= 1 or null")
     _one_of("data.name", cfg.data.name, DATASETS)
+    check_data(cfg.data)
+    check_tracking_uri(cfg.tracking.uri)
     m = cfg.model
     if any(size < 1 for size in m.hidden):
         raise ConfigError(f"model.hidden: {list(m.hidden)} must list layer sizes >= 1")
@@ -166,6 +179,30 @@ def check_budget(budget) -> None:
     for key, value in chosen.items():
         if value < 1:
             raise ConfigError(f"budget.{key}: {value} must be an integer >= 1, or null to train for epochs")
+
+
+def check_data(data) -> None:
+    """A dataset's sizes and seed are integers >= 0 (its input, output and class counts >= 1),
+    its noise a finite number >= 0: NumPy would refuse the others with a traceback, or slice
+    a negative split from the wrong end."""
+    for key, value in data.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int) and value < DATA_AT_LEAST.get(key, 0):
+            raise ConfigError(f"data.{key}: {value} must be an integer >= {DATA_AT_LEAST.get(key, 0)}")
+        if isinstance(value, float) and not 0 <= value < math.inf:
+            raise ConfigError(f"data.{key}: {value} must be a finite number >= 0")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """A store MLflow opens: a bare path or file: URI is MLflow's file store, which MLflow 3 refuses
+    (unless MLFLOW_ALLOW_FILE_STORE is set) with a paragraph that does not name the setting."""
+    scheme = urlsplit(uri).scheme.split("+")[0]
+    file_store = scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1")
+    if not (scheme in STORE_SCHEMES or file_store):
+        raise ConfigError(f"tracking.uri: {uri!r} is not a store the harness can use; use sqlite:///PATH (a file, "
+                          f"e.g. sqlite:///mlflow.db), http://HOST:PORT (an MLflow server) or a database URI "
+                          f"({', '.join(s + '://' for s in STORE_SCHEMES if s not in ('sqlite', 'http', 'https'))})")
 
 
 def check_batch_size(batch_size: Any, n_train: int) -> None:

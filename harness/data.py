@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,13 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from . import memory
 from .cache import user_cache
 from .download import DownloadError, fetch
 from .errors import ConfigError
+
+
+IDX_CHUNK = 1 << 20  # bytes of an IDX file's data decompressed at a time
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,13 @@ def digits_table() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1], table[:, -1].astype(int)
 
 
+def fits(settings, width: int) -> None:
+    """A synthetic dataset's inputs and targets (`width` float64 numbers per example) fit in memory."""
+    n = settings.n + settings.validation + settings.test
+    memory.check(f"data.n: {settings.n} (with data.validation={settings.validation}, data.test={settings.test})",
+                 n * width * 8, f"{n:,} examples of {width} numbers each")
+
+
 @dataclass
 class Linear:
     """Linear regression y = x Aᵀ + c + noise: the closed-form case of least squares."""
@@ -134,6 +146,7 @@ class Linear:
     seed: int = 0
 
     def load(self) -> Dataset:
+        fits(self, self.n_in + self.n_out)
         rng = np.random.default_rng(self.seed)
         X = rng.standard_normal((self.n + self.validation + self.test, self.n_in))
         A, c = rng.standard_normal((self.n_out, self.n_in)), rng.standard_normal(self.n_out)
@@ -155,6 +168,7 @@ class Blobs:
     seed: int = 0
 
     def load(self) -> Dataset:
+        fits(self, self.n_in + self.n_classes)
         rng = np.random.default_rng(self.seed)
         centres = 3 * rng.standard_normal((self.n_classes, self.n_in))
         labels = rng.integers(self.n_classes, size=self.n + self.validation + self.test)
@@ -166,19 +180,31 @@ class Blobs:
 def read_idx(path: Path, ndim: int) -> np.ndarray:
     """The unsigned bytes in a gzipped IDX file: 0, 0, type 0x08, ndim, then ndim big-endian
     uint32 sizes, then the data in row-major order. Raises ValueError naming the file if it is not
-    one."""
+    one. The header is read first and the data streamed into an array of the size it declares, so
+    a file that decompresses to more than that is refused after one byte too many."""
+    start = 4 + 4 * ndim
     try:
-        raw = gzip.decompress(path.read_bytes())
+        with gzip.open(path) as file:
+            header = file.read(start)
+            if len(header) < start or header[:4] != bytes((0, 0, 0x08, ndim)):
+                raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimensions "
+                                 f"(its magic number is 0x{header[:4].hex()}, expected 0x000008{ndim:02x})")
+            shape = tuple(int(size) for size in np.frombuffer(header, ">u4", ndim, offset=4))
+            try:
+                memory.check(f"{path}, whose header says {shape},", math.prod(shape), "its data")
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+            data, filled = np.empty(math.prod(shape), np.uint8), 0
+            while filled < len(data):
+                read = file.readinto(memoryview(data)[filled:filled + IDX_CHUNK])
+                if not read:
+                    raise ValueError(f"{path} holds {filled} bytes of data, its header says {shape}")
+                filled += read
+            if file.read(1):
+                raise ValueError(f"{path} holds more than the {len(data)} bytes of data its header says {shape}")
     except (gzip.BadGzipFile, EOFError) as error:
         raise ValueError(f"{path} is not a gzip file ({error})") from error
-    start = 4 + 4 * ndim
-    if len(raw) < start or raw[:4] != bytes((0, 0, 0x08, ndim)):
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimensions "
-                         f"(its magic number is 0x{raw[:4].hex()}, expected 0x000008{ndim:02x})")
-    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", ndim, offset=4))
-    if len(raw) - start != np.prod(shape):
-        raise ValueError(f"{path} holds {len(raw) - start} bytes of data, its header says {shape}")
-    return np.frombuffer(raw, np.uint8, offset=start).reshape(shape)
+    return data.reshape(shape)
 
 
 def cache_root() -> Path:

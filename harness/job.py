@@ -22,13 +22,14 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from . import data as datasets
-from . import names, signals, store, tracking
+from . import duration, memory, names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
 from .network import Network
@@ -92,14 +93,16 @@ def metrics_line(metrics: dict) -> str:
     return ", ".join(f"{key} {metrics[key]:.4g}" for key in (names.TRAIN_COST, names.TEST_ACCURACY) if key in metrics)
 
 
-def epoch_lines(epochs: int):
-    """on_epoch for one run of `epochs` epochs: a line per epoch, at most one a second, and always the last."""
+def epoch_lines(epochs: int, expected: float):
+    """on_epoch for one run of `epochs` epochs: a line per epoch, at most one a second, and always
+    the last; the first says how long training is expected to take (`expected` seconds)."""
     shown = [0.0]
 
     def show(epoch: int, metrics: dict, series: dict) -> None:
         if epoch == epochs or time.monotonic() - shown[0] >= 1.0:
             shown[0] = time.monotonic()
-            log.info(f"epoch {epoch}/{epochs}: {metrics_line(metrics)}")
+            log.info(f"epoch {epoch}/{epochs}: {metrics_line(metrics)}"
+                     + (f" (training expected to take {duration.text(expected)})" if epoch == 0 else ""))
 
     return show
 
@@ -127,7 +130,10 @@ def build(cfg: DictConfig):
     check_batch_size(cfg.batch_size, len(dataset.train))
     init_rng, sampling_rng = random_streams(cfg.seed)
     m = cfg.model
-    network = Network.from_sizes([dataset.n_in, *m.hidden, dataset.n_out], seed=init_rng, init=m.init,
+    sizes = [dataset.n_in, *m.hidden, dataset.n_out]
+    batch = len(dataset.train) if cfg.batch_size == "full" else cfg.batch_size
+    memory.check_network(list(m.hidden), sizes, batch, np.dtype(m.dtype).itemsize)
+    network = Network.from_sizes(sizes, seed=init_rng, init=m.init,
                                  dtype=m.dtype, activation=m.activation, output=m.output, cost=m.cost)
     return dataset, network, sampling_rng
 
@@ -189,6 +195,7 @@ class Job:
         check(cfg)
         with threadpool_limits(limits=cfg.blas_threads):
             dataset, network, sampling_rng = build(cfg)  # checks what depends on the data, before tracking
+            expected = duration.check(cfg, duration.sample(dataset))
             if not context.track:
                 result = fit(cfg, dataset, network, sampling_rng)
                 return Outcome(result.status, self.name, result, network)
@@ -204,7 +211,7 @@ class Job:
             self.run_id = claimed
             with tracking.recorded(client, self.run_id, cfg.tracking.patience) as recorder:
                 recorder.log_inputs(cfg, dataset)
-                show = epoch_lines(epochs) if cfg.progress and context.sweep is None else lambda *epoch: None
+                show = epoch_lines(epochs, expected) if cfg.progress and context.sweep is None else lambda *epoch: None
                 on_epoch = lambda *epoch: (recorder.log_epoch(*epoch), show(*epoch), signals.check())
                 result = fit(cfg, dataset, network, sampling_rng, on_epoch=on_epoch)
                 recorder.finish(result, network)

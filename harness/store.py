@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from . import names
 from .cache import user_cache
-from .errors import ConfigError, describe
+from .errors import ConfigError, describe, library_logs_in_one_line
 from .server import check_server
 from .signals import check as check_signals
 from .signals import process_alive
@@ -66,6 +66,7 @@ def connect(uri: str) -> MlflowClient:
 
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    library_logs_in_one_line()  # a full disk fails every write, and MLflow logs each with its tracebacks
     if uri not in _opened:
         if uri.startswith(("http://", "https://")):
             check_server(uri)  # a real API call, not only /health
@@ -87,18 +88,42 @@ def after_fork() -> None:
 
 
 def patiently(patience: float, call, *args, **kwargs):
-    """A call to the store, tried again after 1, 2, 4, 8, 8… s while it fails, for up to `patience`
-    seconds (`tracking.patience`): a tracking server restarting is waited for, training paused."""
-    waited, pause = 0.0, 1.0
+    """A call to the store, tried again after 1, 2, 4, 8, 8… s while it fails, until `patience`
+    seconds of wall time have passed since the first try (`tracking.patience`): a tracking server
+    restarting is waited for, training paused. The tries themselves count: each gets no more
+    HTTP time than is left, with no retries of MLflow's own."""
+    if patience <= 0:
+        return call(*args, **kwargs)
+    deadline, pause = time.monotonic() + patience, 1.0
     while True:
         try:
-            return call(*args, **kwargs)
+            with http_budget(deadline - time.monotonic()):
+                return call(*args, **kwargs)
         except Exception:
-            if waited >= patience:
+            if time.monotonic() >= deadline:
                 raise
         check_signals()
-        time.sleep(pause)
-        waited, pause = waited + pause, min(2 * pause, 8.0)
+        time.sleep(max(0.0, min(pause, deadline - time.monotonic())))  # the last try is at the deadline
+        pause = min(2 * pause, 8.0)
+
+
+@contextmanager
+def http_budget(seconds: float) -> Iterator[None]:
+    """MLflow's HTTP requests of this process time out within `seconds` (at least 1, at most their
+    own timeout) and are not retried by MLflow, while in this block (MLflow reads the variables
+    at each request)."""
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    timeout = float(saved["MLFLOW_HTTP_REQUEST_TIMEOUT"] or HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, min(int(timeout), int(seconds))))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def sqlite_path(uri: str) -> Path:
@@ -258,8 +283,12 @@ def find_or_create_experiment(client: MlflowClient, name: str) -> str:
         return found.experiment_id
     try:
         return client.create_experiment(name)
-    except MlflowException:  # created meanwhile by another process
-        return client.get_experiment_by_name(name).experiment_id
+    except MlflowException as error:
+        found = client.get_experiment_by_name(name)  # created meanwhile by another process, or refused
+        if found is None:
+            raise ConfigError(f"tracking.experiment: MLflow refuses the name {name[:40]!r}"
+                              f"{'…' if len(name) > 40 else ''} ({describe(error)})") from None
+        return found.experiment_id
 
 
 def search(experiment: str, where: str) -> list[Run]:

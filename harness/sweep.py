@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import names, server, signals, store, tracking
+from . import duration, names, server, signals, store, tracking, workers
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, epochs_of, load_data, run_name
@@ -46,18 +46,19 @@ def composition_error(error: BaseException) -> str:
     return f"{key}: {message}" if key else message
 
 
-def check_jobs(configs: list[DictConfig]) -> list[int]:
+def check_jobs(configs: list[DictConfig]) -> list[tuple[int, float]]:
     """Raise ConfigError for the first job that cannot run; load each distinct dataset once (the
-    last one stays loaded for the jobs of a launcher in this process). Each job's epochs."""
-    sizes, epochs = {}, []
+    last one stays loaded for the jobs of a launcher in this process). Return each job's epochs
+    and expected seconds of training."""
+    samples, found = {}, []
     for cfg in configs:
         check(cfg)
         key = json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True)
-        if key not in sizes:
-            sizes[key] = len(load_data(key, cfg.model.dtype).train)
-        check_batch_size(cfg.batch_size, sizes[key])
-        epochs.append(epochs_of(cfg, sizes[key]))
-    return epochs
+        if key not in samples:
+            samples[key] = duration.sample(load_data(key, cfg.model.dtype))
+        check_batch_size(cfg.batch_size, samples[key].n_train)
+        found.append((epochs_of(cfg, samples[key].n_train), duration.check(cfg, samples[key])))
+    return found
 
 
 def outcome(run) -> str:
@@ -112,13 +113,15 @@ class Sweep:
     def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check every job (`configs`: what each will see), open the store and the parent run;
         return the environment every job must get."""
-        self.jobs, self.done, self.launched = [], {}, 0  # done: config hash → its complete FINISHED run
+        self.jobs, self.done, self.launched, self.expected = [], {}, 0, 0.0  # done: config hash → its complete FINISHED run
         self.add(jobs, configs)
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
             print(self.dry_run(configs))
             sys.exit(0)
+        if "joblib" in config.hydra.launcher._target_:
+            workers.tracker_output_to(Path(config.hydra.sweep.dir))
         self.client = store.connect(self.uri)
         self.experiment = store.experiment_id(self.client, configs[0].tracking.experiment)
         closed = store.close_abandoned(self.client, self.experiment)
@@ -159,8 +162,10 @@ class Sweep:
 
     def add(self, jobs: list[list[str]], configs: list[DictConfig]) -> None:
         """Check these jobs and count them in the sweep: name, config hash, epochs."""
-        epochs = check_jobs(configs)
-        self.jobs += [(run_name(overrides), config_hash(cfg), n) for overrides, cfg, n in zip(jobs, configs, epochs)]
+        checked = check_jobs(configs)
+        self.expected += sum(seconds for _, seconds in checked)
+        self.jobs += [(run_name(overrides), config_hash(cfg), epochs)
+                      for overrides, cfg, (epochs, _) in zip(jobs, configs, checked)]
 
     def dry_run(self, configs: list[DictConfig]) -> str:
         """A row per job: its name, config hash and what a launch would do with it."""
@@ -170,7 +175,8 @@ class Sweep:
         rows = [("job", "config hash", "a launch would")] + [
             (name or "(defaults)", digest[:12], f"skip it: FINISHED run {run_id}" if run_id and resume else "train it")
             for (name, digest, _), run_id in zip(self.jobs, done)]
-        return f"{table(rows)}\n\n{len(self.jobs)} jobs; dry run: nothing was trained or tracked"
+        return (f"{table(rows)}\n\n{len(self.jobs)} jobs, training expected to take {duration.text(self.expected)} "
+                f"one after another; dry run: nothing was trained or tracked")
 
     def end(self) -> None:
         from mlflow.entities import Metric

@@ -247,3 +247,24 @@ def test_a_published_accuracy_that_is_not_a_fraction_stops_the_job_with_one_line
     with pytest.raises(ConfigError, match=r"^study\.reference\.test_accuracy: 95\.42 must be a fraction in \(0, 1\], or null$"):
         check(compose(["study.reference.test_accuracy=95.42"]))
     check(compose(["study.reference.test_accuracy=0.9542", "study.reference.lr=3", "study.reference.source=book"]))
+
+
+@pytest.mark.parametrize("experiment", ["../../escaped", "/tmp/escaped", ".hidden/../x"])
+def test_the_default_report_folder_stays_under_reports_whatever_the_experiment_is_named(tmp_path, monkeypatch, experiment):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    log_sweep(uri, synthetic_runs().query("batch_size == 10"), experiment=experiment)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    main(["report", "--experiment", experiment, "--tracking-uri", uri, "--no-log"])
+    [written] = list(tmp_path.rglob("report.md"))
+    assert written.parent.parent == work / "reports"
+
+
+def test_a_report_where_there_is_no_store_says_so_and_creates_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", "--experiment", "harness"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: no MLflow store at {tmp_path / 'mlflow.db'}")
+    assert list(tmp_path.iterdir()) == []

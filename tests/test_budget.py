@@ -11,7 +11,7 @@ from harness.config import check
 from harness.data import Blobs
 from harness.errors import ConfigError
 from harness.network import Network
-from harness.train import Budget, evaluate, train
+from harness.train import Budget, Evaluator, train
 
 N = 205  # training inputs of the blobs below: 10 does not divide it
 
@@ -53,7 +53,7 @@ def test_an_updates_budget_records_every_epoch_begun_the_last_one_partial(data, 
 def test_the_partial_last_epoch_is_measured_after_the_final_update(data):
     result, _, network = counted_run(data, 10, Budget(updates=21 + 3))  # one epoch of 21 updates and 3
     assert len(result.history) == 3 and result.final["steps"] == 24
-    assert result.final["train_cost"] == evaluate(network, data)["train_cost"]
+    assert result.final["train_cost"] == Evaluator(network, data)()["train_cost"]
 
 
 # (batch size, last_batch, examples budget) → updates, examples seen, by hand: with keep an epoch
@@ -78,7 +78,7 @@ def test_an_examples_budget_takes_the_fewest_whole_batches_that_see_that_many_in
 
 @pytest.mark.parametrize("batch_size, last_batch, per_epoch", [(10, "keep", 21), (10, "drop", 20), ("full", "keep", 1)])
 def test_a_budget_of_whole_epochs_gives_the_epochs_run_bit_for_bit(data, batch_size, last_batch, per_epoch):
-    without_time = lambda result: [{k: v for k, v in e.items() if k != "train_time"} for e in result.history]
+    without_time = lambda result: [{k: v for k, v in e.items() if k not in ("train_time", "eval_time")} for e in result.history]
     epochs, _, _ = counted_run(data, batch_size, Budget(), last_batch, epochs=3)
     updates, _, _ = counted_run(data, batch_size, Budget(updates=3 * per_epoch), last_batch, epochs=99)
     assert without_time(updates) == without_time(epochs)

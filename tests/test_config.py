@@ -22,6 +22,13 @@ from test_data import write_idx
     (["seed=-1"], "seed: -1 must be an integer >= 0"),
     (["tracking.experiment=''"], "tracking.experiment: must name an MLflow experiment"),
     (["divergence_ratio=inf"], "divergence_ratio: inf must be a number > 1"),
+    (["data.seed=-1"], "data.seed: -1 must be an integer >= 0"),
+    (["data=blobs", "data.n_classes=0"], "data.n_classes: 0 must be an integer >= 1"),
+    (["data=blobs", "data.validation=-5"], "data.validation: -5 must be an integer >= 0"),
+    (["data=linear", "data.noise=-1"], "data.noise: -1.0 must be a finite number >= 0"),
+    (["tracking.experiment=" + "x" * 501], "tracking.experiment: a name of 501 characters; MLflow takes at most 500"),
+    (["tracking.uri=garbage"], "tracking.uri: 'garbage' is not a store the harness can use"),
+    (["tracking.uri=file:///tmp/mlruns"], "tracking.uri: 'file:///tmp/mlruns' is not a store the harness can use"),
 ])
 def test_a_setting_that_cannot_run_is_one_line_naming_its_key(overrides, message):
     with pytest.raises(ConfigError, match="^" + message.replace("[", r"\[").replace("]", r"\]")):
@@ -39,6 +46,16 @@ def test_a_named_study_is_a_choice_not_a_typo():
 ])
 def test_an_empty_training_split_names_the_data_settings_not_the_batch_size(overrides, message):
     with pytest.raises(ConfigError, match="^" + message):
+        build(compose(overrides))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data=blobs", "data.n=1000000000000"], r"data.n: 1000000000000 \(with data.validation=200, data.test=200\) "
+                                             r"needs at least 36.4 TiB of memory for 1,000,000,000,400 examples"),
+    (["model.hidden=[100000,100000]"], r"model.hidden: \[100000, 100000\] needs at least 149 GiB of memory"),
+])
+def test_a_setting_too_big_for_the_memory_says_the_size_it_asks_for_before_allocating(overrides, message):
+    with pytest.raises(ConfigError, match="^" + message + r".*; [\d.]+ [KMGT]?i?B is available$"):
         build(compose(overrides))
 
 

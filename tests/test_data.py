@@ -3,6 +3,7 @@ looked for, and splits fixed by the data settings alone."""
 
 import gzip
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -45,6 +46,30 @@ def test_idx_file_shorter_than_its_header_is_rejected(tmp_path):
     path.write_bytes(gzip.compress(bytes((0, 0, 8, 1)) + struct.pack(">I", 10) + bytes(9)))
     with pytest.raises(ValueError, match=r"holds 9 bytes of data, its header says \(10,\)"):
         read_idx(path, 1)
+
+
+def test_idx_file_with_more_data_than_its_header_says_is_refused_without_decompressing_it_all(tmp_path):
+    path = tmp_path / "bomb.gz"
+    with gzip.open(path, "wb") as file:
+        file.write(bytes((0, 0, 8, 1)) + struct.pack(">I", 10))
+        for _ in range(64):
+            file.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"holds more than the 10 bytes of data its header says \(10,\)"):
+            read_idx(path, 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the file decompresses to 64 MiB
+
+
+def test_idx_file_whose_header_asks_for_more_than_the_memory_is_refused_before_reading(tmp_path):
+    path = tmp_path / "huge.gz"
+    path.write_bytes(gzip.compress(bytes((0, 0, 8, 3)) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1)))
+    with pytest.raises(ValueError, match=r"huge.gz, whose header says \(4294967295, 4294967295, 4294967295\), "
+                                         r"needs at least .* of memory for its data; .* is available"):
+        read_idx(path, 3)
 
 
 def test_file_that_is_not_gzip_is_rejected(tmp_path):

@@ -90,10 +90,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def mounted(folder: Path, size: str):
+def mounted(folder: Path, size: str, read_only: bool = False):
     """A file system of `size` at `folder` (a full disk to be), unmounted when the test ends."""
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]).returncode:
+    options = f"size={size}" + (",ro" if read_only else "")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]).returncode:
         pytest.skip("needs root to mount a small file system")
     try:
         yield folder
@@ -116,10 +117,24 @@ def tiny_disk(tmp_path):
     yield from mounted(tmp_path / "tiny", "300k")
 
 
+@pytest.fixture
+def read_only(tmp_path):
+    yield from mounted(tmp_path / "read-only", "64k", read_only=True)
+
+
+@pytest.mark.parametrize("sweep", [(), ("-m",)])
+def test_a_read_only_working_folder_is_one_line(read_only, sweep):
+    result = harness(*sweep, "epochs=1", cwd=read_only, check=False)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "(Read-only file system)" in line
+
+
 def test_a_full_disk_never_leaves_a_finished_run_short_of_its_epochs_and_a_relaunch_completes(small_disk):
     sweep = ("-m", "lr=0.1,0.3,1", "batch_size=1", "epochs=10", "measure.batch_cost_every=1")
     first = harness(*sweep, cwd=small_disk, check=False)
     assert first.returncode == 1
+    assert "Traceback" not in first.stderr and len(first.stderr.strip().splitlines()) <= 4, first.stderr[-3000:]
     for name, status, error in job_runs(small_disk):
         assert status in ("FAILED", "RUNNING") and len(epochs_of(small_disk, name, status)) < 11
         assert status == "RUNNING" or "disk is full" in error or "No space left" in error
@@ -183,6 +198,18 @@ def test_a_killed_worker_ends_the_sweep_with_one_line_and_a_relaunch_completes_i
         [f"lr={lr},epochs=300" for lr in (1, 2, 3)]
 
 
+def test_a_killed_resource_tracker_is_one_line_on_the_terminal_and_its_tracebacks_go_to_the_sweeps_folder(tmp_path):
+    process = start(tmp_path, "-m", "launcher=parallel", "lr=1,2,3", "epochs=300")
+    wait_for_runs_with_metrics(tmp_path, 1)
+    [tracker] = [pid for pid in children_of(process.pid)
+                 if "loky.backend.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_text()]
+    os.kill(tracker, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1, stderr[-3000:]
+    assert "KeyError" in "".join(path.read_text() for path in tmp_path.glob("multirun/*/*/resource_tracker.log"))
+
+
 def test_two_first_launches_at_once_both_succeed_and_train_each_config_once(tmp_path):
     sweep = ("-m", "lr=1,3", "seed=0,1", "epochs=20")
     first, second = start(tmp_path, *sweep), start(tmp_path, *sweep)
@@ -208,7 +235,8 @@ def test_a_job_that_fails_before_training_is_a_failed_run_and_the_sweep_goes_on(
     assert result.returncode == 1 and "2 of 4 jobs did not finish" in result.stderr
     runs = {name: (status, error) for name, status, error in job_runs(tmp_path)}
     assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][0] == "FAILED"
-    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][1].startswith("MemoryError")
+    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][1].startswith("ConfigError: model.hidden: "
+                                                                               "[10000000000] needs at least")
     assert runs["model.hidden=[4],data=blobs,epochs=2"] == ("FAILED", "ConfigError: data.root: train-images-idx3-ubyte.gz "
                                                                       "cannot be read (injected)")
     assert runs["model.hidden=[5],data=blobs,epochs=2"][0] == "FINISHED"  # the job after the failures ran

@@ -142,6 +142,11 @@ def test_a_read_only_folder_is_one_line_at_once(tmp_path):
         subprocess.run(["umount", str(folder)])
 
 
+def test_an_experiment_name_mlflow_refuses_is_one_line_naming_the_setting(uri):
+    with pytest.raises(ConfigError, match=r"^tracking.experiment: MLflow refuses the name 'xxx.*exceeds the maximum length"):
+        store.experiment_id(store.connect(uri), "x" * 600)
+
+
 def test_short_epochs_are_written_together_and_every_point_is_kept(uri, monkeypatch):
     writes = []
     log_batch = MlflowClient.log_batch

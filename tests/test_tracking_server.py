@@ -103,3 +103,17 @@ def test_a_server_that_restarts_mid_run_is_waited_for_and_the_run_finishes_whole
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_cost")] == list(range(601))
     finally:
         stop_server(process)
+
+
+@pytest.mark.parametrize("patience", [4, 12])
+def test_patience_bounds_the_wall_time_of_the_wait_for_a_stopped_server(server, patience):
+    from harness import store
+
+    uri, process = server
+    client = store.connect(uri)
+    run_id = client.create_run(store.experiment_id(client, "patience")).info.run_id
+    os.killpg(process.pid, signal.SIGSTOP)  # connections are accepted, never answered
+    start = time.monotonic()
+    with pytest.raises(Exception):
+        store.patiently(patience, client.set_tag, run_id, "waited", "yes")
+    assert patience <= time.monotonic() - start <= patience + 2
