@@ -204,12 +204,13 @@ def done_already(uri: str, experiment: str, digests: list[str], epochs: list[int
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The id of the named experiment, created if it does not exist yet."""
+    """The id of the named experiment, created if it does not exist yet, of the kind whose runs
+    the MLflow UI shows first (not its GenAI traces)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={names.EXPERIMENT_KIND: names.MODEL_DEVELOPMENT})
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
