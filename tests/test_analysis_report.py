@@ -1,17 +1,20 @@
 """`python -m analysis`: what the report says and in what order, which runs it covers, its
 self-contained HTML, logging on the parent run, and one-line errors."""
 
+import base64
+import io
 import re
 
 import mlflow
 import pandas as pd
 import pytest
+from PIL import Image
 from test_analysis_figures import synthetic_runs
 from test_analysis_loader import log_sweep
 from test_analysis_summary import run_rows
 from test_analysis_summary import sweep as sweep_of
 
-from analysis import summary
+from analysis import embed, summary
 from analysis.__main__ import main
 from analysis.report import answer, config_tables
 
@@ -46,6 +49,18 @@ def test_report_html_embeds_every_figure_and_links_no_image_file(report):
     assert len(sources) == len(pngs) > 0
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert not re.findall(r'(?:src|href)="(?!data:)', page)
+
+
+def test_report_html_stays_within_the_page_limit_with_every_figure_decoding_at_its_size(report):
+    page = (report / "report.html").read_text()
+    assert len(page.encode()) <= embed.PAGE_LIMIT
+    sizes = [Image.open(io.BytesIO(base64.b64decode(uri))).size for uri in re.findall(r'base64,([^"]+)"', page)]
+    assert sorted(sizes) == sorted(Image.open(png).size for png in (report / "figures").glob("*.png"))
+
+
+def test_report_says_before_its_answer_what_its_runs_recorded_of_the_conditions_of_their_seconds(report):
+    preamble = (report / "report.md").read_text().split("## Answer")[0]
+    assert "**Timing.**" in preamble and "recorded no conditions" in preamble  # synthetic runs log none
 
 
 def test_report_markdown_links_every_png_it_drew(report):
