@@ -29,8 +29,8 @@ def read(client, experiment: str, run_ids) -> pd.DataFrame:
 
 
 def spread(values: pd.Series) -> str:
-    low, high = values.min(), values.max()
-    return f"{low:.2g}" if low == high else f"{low:.2g}–{high:.2g}"
+    low, high = f"{values.min():.3g}", f"{values.max():.3g}"
+    return low if low == high else f"{low}–{high}"
 
 
 def describe(conditions: pd.DataFrame) -> str:
@@ -51,7 +51,7 @@ def describe(conditions: pd.DataFrame) -> str:
         line += f" {len(conditions) - len(recorded)} of the {len(conditions)} runs recorded no conditions."
     differ = [MACHINE[key] for key in MACHINE if len(found[key]) > 1]
     if per_core.max() - per_core.min() >= LOAD_SPREAD:
-        differ.append(f"load average at the start ({per_core.max() - per_core.min():.2g} per core apart, "
+        differ.append(f"load average at the start ({per_core.max() - per_core.min():.3g} per core apart, "
                       f"≥ {LOAD_SPREAD:g})")
     if differ:
         line += f" ⚠ The runs compared differ in {'; '.join(differ)}: their seconds do not compare as measured."

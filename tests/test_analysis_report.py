@@ -8,6 +8,7 @@ import re
 import mlflow
 import pandas as pd
 import pytest
+import requests
 from PIL import Image
 from test_analysis_figures import synthetic_runs
 from test_analysis_loader import log_sweep
@@ -164,3 +165,16 @@ def test_report_says_when_updates_to_a_target_are_only_an_upper_bound():
     lines = answer(summary.study(runs, target_cost=0.1), None)
     assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
     assert "at most" not in lines[1]  # m = 100, at epoch 2
+
+
+@pytest.mark.slow
+def test_report_html_reaches_the_mlflow_ui_as_a_page_within_the_limit(sqlite_server, tmp_path):
+    """What the UI's artifact view fetches (`get-artifact`, the route its bundle calls) from a server."""
+    parent = log_sweep(sqlite_server.uri, synthetic_runs(), experiment="served")
+    main(["report", "--experiment", "served", "--sweep", parent, "--tracking-uri", sqlite_server.uri,
+          "--out", str(tmp_path / "out")])
+    served = requests.get(f"{sqlite_server.uri}/get-artifact", params={"path": "report/report.html", "run_uuid": parent},
+                          timeout=60)
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/html")
+    assert served.content == (tmp_path / "out" / "report.html").read_bytes()
+    assert len(served.content) <= embed.PAGE_LIMIT
