@@ -37,16 +37,17 @@ def describe(conditions: pd.DataFrame) -> str:
     """One line: what the seconds of these runs were measured on, and ⚠ what differs between them."""
     recorded = conditions.dropna(subset=[names.CPU_MODEL])
     if recorded.empty:
-        return f"**Timing.** The {len(conditions)} runs recorded no conditions for their seconds (CPU, BLAS, load)."
+        return f"**Timing.** The runs ({len(conditions)}) recorded no conditions for their seconds (CPU, BLAS, load)."
     found = {key: recorded[key].value_counts() for key in MACHINE}
     machine = lambda key: " or ".join(f"{value} ({count} run{'s' if count > 1 else ''})" if len(found[key]) > 1 else value
                                       for value, count in found[key].items())
     cores = recorded[names.CPU_COUNT].astype(float)
     start, end = recorded[names.LOAD_START].astype(float), recorded[names.LOAD_END].dropna().astype(float)
     per_core = start / cores
-    line = (f"**Timing.** Seconds of training ({names.TRAIN_TIME}) measured on {machine(names.CPU_MODEL)}, {machine(names.CPU_COUNT)} cores, BLAS "
-            f"{machine(names.BLAS)} with {machine(names.BLAS_NUM_THREADS)} threads; load average {spread(start)} as "
-            f"training started ({spread(per_core)} per core)" + (f", {spread(end)} as it ended" if len(end) else "") + ".")
+    line = (f"**Timing.** Seconds of training ({names.TRAIN_TIME}) measured on {machine(names.CPU_MODEL)}, "
+            f"{machine(names.CPU_COUNT)} cores, BLAS {machine(names.BLAS)} with {machine(names.BLAS_NUM_THREADS)} threads; "
+            f"load average {spread(start)} as training started ({spread(per_core)} per core)"
+            + (f", {spread(end)} as it ended" if len(end) else "") + ".")
     if len(recorded) < len(conditions):
         line += f" {len(conditions) - len(recorded)} of the {len(conditions)} runs recorded no conditions."
     differ = [MACHINE[key] for key in MACHINE if len(found[key]) > 1]

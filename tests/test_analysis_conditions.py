@@ -47,7 +47,7 @@ def test_load_averages_apart_by_less_than_the_spread_per_core_are_not_warned_of(
 def test_runs_that_recorded_no_conditions_are_counted():
     unrecorded = dict.fromkeys(SAME)
     assert "1 of the 2 runs recorded no conditions" in conditions.describe(runs(unrecorded))
-    assert "The 1 runs recorded no conditions" in conditions.describe(pd.DataFrame([{"run_id": "r0", **unrecorded}]))
+    assert "The runs (1) recorded no conditions" in conditions.describe(pd.DataFrame([{"run_id": "r0", **unrecorded}]))
 
 
 def test_the_conditions_are_read_from_the_tags_of_the_runs_asked_for(tmp_path):
