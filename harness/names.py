@@ -56,7 +56,8 @@ def at_best_validation(metric: str) -> str:
 # MLflow's own tags
 PARENT_RUN_ID = "mlflow.parentRunId"
 DESCRIPTION = "mlflow.note.content"
-# MLflow's tag of an experiment's kind: the UI opens an experiment of this kind on its runs, not on GenAI traces
+# MLflow's tag of an experiment's kind: model development, not a GenAI application (the UI of MLflow
+# 3.17 picks an experiment's first page by its own workflow switch instead: sweep.ui_command)
 EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
 
 # artifacts of a run

@@ -204,8 +204,8 @@ def done_already(uri: str, experiment: str, digests: list[str], epochs: list[int
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The id of the named experiment, created if it does not exist yet, of the kind whose runs
-    the MLflow UI shows first (not its GenAI traces)."""
+    """The id of the named experiment, created if it does not exist yet, tagged as MLflow's kind
+    of experiment for model development rather than a GenAI application."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id

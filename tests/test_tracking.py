@@ -320,7 +320,7 @@ def test_the_ui_command_gives_the_address_of_the_experiments_runs():
     assert ui_command("http://host:5000/", "3") == f"open http://host:5000{page} in a browser"
 
 
-def test_a_new_experiment_is_of_the_kind_the_mlflow_ui_opens_on_its_runs(uri):
+def test_a_new_experiment_is_tagged_as_model_development_for_the_mlflow_ui(uri):
     client = store.connect(uri)
     experiment = client.get_experiment(store.experiment_id(client, "new"))
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
