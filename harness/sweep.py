@@ -89,7 +89,8 @@ def disagreements(launcher: dict[str, str], runs: list[Run]) -> list[str]:
 
 def ui_command(uri: str, experiment: str | None = None) -> str:
     """How to browse this store, from any directory, and the address of the experiment's runs: the
-    MLflow UI opens an experiment on its GenAI pages unless told `workflowType=machine_learning`."""
+    MLflow UI opens an experiment on its GenAI pages unless its workflow switch (the address's
+    `workflowType`, else what the browser last chose) says machine learning."""
     page = f"/#/experiments/{experiment}?workflowType=machine_learning" if experiment else ""
     if uri.startswith(("http://", "https://")):
         return f"open {uri.rstrip('/')}{page} in a browser"
