@@ -18,7 +18,6 @@ embeds its images, so it renders alone, in a browser or in MLflow's artifact vie
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import pandas as pd
 
 from harness import names
 
-from . import answers, figures, scaling, summary, uncertainty
+from . import answers, conditions, embed, figures, scaling, summary, uncertainty
 from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
 from .uncertainty import rounded, significant
@@ -705,13 +704,15 @@ class Report:
     shared: pd.DataFrame
     source: list[tuple[str, str]]
     overrides: str | None
+    timing: str | None = None  # the conditions its seconds were measured under (conditions.py)
 
     def preamble(self) -> list[str]:
         return [f"**Question.** {self.question or 'none recorded (set study.question in the study config)'}",
                 f"**Runs.** {self.scope}",
                 f"**Averages.** {summary.AVERAGING[:1].upper() + summary.AVERAGING[1:]}; the best η of a batch size has "
                 "the fewest updates to reach every target on its slowest seed, among its learning rates whose every seed "
-                "learned (where none gets every seed there: the lowest final training cost on its worst seed)."]
+                "learned (where none gets every seed there: the lowest final training cost on its worst seed)."] + (
+                    [self.timing] if self.timing else [])
 
     def target_lines(self) -> list[str]:
         return [f"{target.describe()}: {target.how}." for target in self.targets]
@@ -736,7 +737,8 @@ class Report:
         lines += [f"- {k}: `{v}`" for k, v in self.source] + [""]
         return "\n".join(lines)
 
-    def html(self, folder: Path) -> str:
+    def html(self, folder: Path, scale: float = 1.0) -> str:
+        """The page, its figures embedded (embed.data_uri) with their sides scaled by `scale`."""
         e = html.escape
         table = lambda t: t.to_html(index=False, border=0, classes="table")  # noqa: E731
         parts = [f"<h1>{e(self.title)}</h1>"] + [f"<p>{bold(p)}</p>" for p in self.preamble()]
@@ -747,8 +749,7 @@ class Report:
                   "<h2>Figures</h2>"]
         for i, section in enumerate(self.sections, 1):
             png = section.files[0]
-            data = base64.b64encode(png.read_bytes()).decode("ascii")
-            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{e(section.name)}"><figcaption>'
+            parts.append(f'<figure><img src="{embed.data_uri(png, scale)}" alt="{e(section.name)}"><figcaption>'
                          f'<i>Figure {i}.</i> {e(section.caption)} (PDF: figures/{e(png.stem)}.pdf)</figcaption></figure>')
             if section.table is not None:
                 parts.append(table(section.table))
@@ -833,9 +834,10 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
         source=[("experiment", experiment), ("tracking URI", tracking_uri)]
         + ([("sweep (parent run)", parent.info.run_id)] if parent else []),
         overrides=parent.data.tags.get(names.OVERRIDES) if parent else None,
+        timing=conditions.timing(client, experiment, runs.run_id.unique()),
     )
     (folder / "report.md").write_text(report.markdown(folder))
-    (folder / "report.html").write_text(report.html(folder))
+    (folder / "report.html").write_text(embed.fitted(lambda scale: report.html(folder, scale)))
     if log and parent is not None:
         client.log_artifacts(parent.info.run_id, str(folder), artifact_path="report")
         answers.log(client, parent.info.run_id, found, report.headline)

@@ -39,11 +39,27 @@ OVERRIDES = "overrides"
 HOST, PID, PROCESS_START = "host", "pid", "process_start"
 HEARTBEAT = "heartbeat"  # unix time the run's process last said it was alive
 GIT_COMMIT, GIT_DIRTY = "git_commit", "git_dirty"
+# tags of a training run: the conditions its seconds (train_time) were measured under, where it trained
+CPU_MODEL, CPU_COUNT = "cpu_model", "cpu_count"
+BLAS = "blas"  # every BLAS library loaded, with its version: "openblas 0.3.30"
+BLAS_NUM_THREADS = "blas_num_threads"  # the threads BLAS may use (threadpoolctl's num_threads), blas_threads applied
+LOAD_START, LOAD_END = "load_start", "load_end"  # the 1-minute load average as training starts, and as it ends
 # tags of a sweep's parent run
 ROLE, SWEEP = "role", "sweep"
+BEST_RUN = "best_run"  # the id of its run with the best final validation accuracy (validation cost without one)
+
+
+def at_best_validation(metric: str) -> str:
+    """The parent run's metric: `metric` of the run chosen on validation (never on the test set)."""
+    return f"{metric}_at_best_validation"
+
+
 # MLflow's own tags
 PARENT_RUN_ID = "mlflow.parentRunId"
 DESCRIPTION = "mlflow.note.content"
+# MLflow's tag of an experiment's kind: model development, not a GenAI application (the UI of MLflow
+# 3.17 picks an experiment's first page by its own workflow switch instead: sweep.ui_command)
+EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
 
 # artifacts of a run
 CONFIG_FILE = "config.yaml"

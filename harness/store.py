@@ -276,13 +276,15 @@ def experiment_id(client: MlflowClient, name: str) -> str:
 
 
 def find_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created if need be, tagged as MLflow's kind of experiment for model
+    development rather than a GenAI application (the UI then opens on its runs)."""
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags={names.EXPERIMENT_KIND: names.MODEL_DEVELOPMENT})
     except MlflowException as error:
         found = client.get_experiment_by_name(name)  # created meanwhile by another process, or refused
         if found is None:

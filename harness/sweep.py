@@ -93,13 +93,28 @@ def disagreements(launcher: dict[str, str], runs: list[Run]) -> list[str]:
     return lines
 
 
-def ui_command(uri: str) -> str:
-    """How to browse this store, from any directory."""
+def ui_command(uri: str, experiment: str | None = None) -> str:
+    """How to browse this store, from any directory, and the address of the experiment's runs: the
+    MLflow UI opens an experiment on its GenAI pages unless its workflow switch (the address's
+    `workflowType`, else what the browser last chose) says machine learning."""
+    page = f"/#/experiments/{experiment}?workflowType=machine_learning" if experiment else ""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
+        return f"open {uri.rstrip('/')}{page} in a browser"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{store.sqlite_path(uri).resolve()}"
-    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}" + (f"  # then open http://127.0.0.1:5000{page}" if page else "")
+
+
+def best_on_validation(runs: list[tuple[str, Run]]) -> tuple[str, str, Run] | None:
+    """(the metric it was chosen by, the name and the run) of the named runs with the highest final
+    validation accuracy, or the lowest validation cost where none has an accuracy; None without
+    either. Never chosen on the test set, so that its test figures stay an unbiased estimate."""
+    for metric, better in ((names.VALIDATION_ACCURACY, max), (names.VALIDATION_COST, min)):
+        scored = [(name, run) for name, run in runs if metric in run.data.metrics]
+        if scored:
+            name, run = better(scored, key=lambda named: named[1].data.metrics[metric])
+            return metric, name, run
+    return None
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -179,12 +194,12 @@ class Sweep:
                 f"one after another; dry run: nothing was trained or tracked")
 
     def end(self) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         tracking.close_unclosed(self.client)
         try:
             store.patiently(self.patience, self.end_running, "FAILED", LEFT_RUNNING)
-            counts, text, best = store.patiently(self.patience, self.summarize)
+            counts, text, best, best_run = store.patiently(self.patience, self.summarize)
         except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
             exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
                       f"the next launch marks what was left RUNNING", 1)
@@ -192,7 +207,7 @@ class Sweep:
         try:  # the results on the parent run, so that sweeps can be sorted in the MLflow UI
             metrics = {f"jobs_{status}": n for status, n in counts.items()} | best
             self.client.log_batch(self.parent, metrics=[Metric(key, value, 0, 0) for key, value in metrics.items()],
-                                  synchronous=True)
+                                  tags=[RunTag(names.BEST_RUN, best_run)] if best_run else [], synchronous=True)
             self.client.log_text(self.parent, text, "summary.txt")
             store.end(self.client, self.parent, "FINISHED")
         except Exception as error:  # noqa: BLE001 - the next launch marks the parent, its process gone
@@ -216,25 +231,35 @@ class Sweep:
                 found.append((name, "skipped" if run else "missing", run))
         return found
 
-    def summarize(self) -> tuple[dict[str, int], str, dict[str, float]]:
-        """The counts of each outcome, a table with a row per job, and the best final metrics."""
+    def summarize(self) -> tuple[dict[str, int], str, dict[str, float], str | None]:
+        """The counts of each outcome, a table with a row per job, the lowest final training cost
+        with the final metrics of the best run on validation, and that run's id."""
         rows, counts = [("run", names.TRAIN_COST, names.TEST_ACCURACY, "status")], dict.fromkeys(OUTCOMES, 0)
         trained, found = [], self.outcomes()
         for name, status, run in found:
             counts[status] = counts.get(status, 0) + 1
             metrics = run.data.metrics if run else {}
             if status in ("finished", "skipped"):
-                trained.append(metrics)
+                trained.append((name or "(defaults)", run))
             fmt = lambda key: f"{metrics[key]:.4g}" if key in metrics else "-"
             rows.append((name or "(defaults)", fmt(names.TRAIN_COST), fmt(names.TEST_ACCURACY), status))
         summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "missing")
-        best = {f"best_{names.TRAIN_COST}": min((m[names.TRAIN_COST] for m in trained if names.TRAIN_COST in m), default=None),
-                f"best_{names.TEST_ACCURACY}": max((m[names.TEST_ACCURACY] for m in trained if names.TEST_ACCURACY in m),
-                                                   default=None)}
+        best = {f"best_{names.TRAIN_COST}": min((run.data.metrics[names.TRAIN_COST] for _, run in trained
+                                                 if names.TRAIN_COST in run.data.metrics), default=None)}
+        chosen, lines = best_on_validation(trained), []
+        if chosen:
+            metric, name, run = chosen
+            final = run.data.metrics
+            best[f"best_{metric}"] = final[metric]
+            best |= {names.at_best_validation(key): final[key] for key in (names.TEST_ACCURACY, names.TEST_COST) if key in final}
+            lines.append(f"best on {metric}: {name} (" + ", ".join(
+                f"{key} {final[key]:.4g}" for key in (metric, names.TEST_ACCURACY, names.TEST_COST) if key in final) + ")")
         ran_here = [run for _, status, run in found if run is not None and status not in ("skipped", "missing")]
         warnings = disagreements(tracking.git_tags(), ran_here)  # what the parent run was tagged with
-        text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *warnings, ui_command(self.uri)])
-        return counts, text, {key: value for key, value in best.items() if value is not None}
+        text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *lines, *warnings,
+                          ui_command(self.uri, self.experiment)])
+        return (counts, text, {key: value for key, value in best.items() if value is not None},
+                chosen[2].info.run_id if chosen else None)
 
     def abort(self, status: str, reason: str) -> None:
         """End KILLED or FAILED every run of the sweep still RUNNING, and the sweep itself; what

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_info
 
 from . import data, names, signals, store
 from .errors import describe
@@ -61,6 +63,35 @@ def git_tags() -> dict[str, str]:
         return {}
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     return {names.GIT_COMMIT: commit.stdout.strip(), names.GIT_DIRTY: str(bool(dirty)).lower()}
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (/proc/cpuinfo), else as Python's platform does."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def timing_conditions() -> dict[str, str]:
+    """What a run's seconds depend on, read as it starts training: the CPU and its number of cores,
+    every BLAS library loaded with its version and the threads it may use (blas_threads applied),
+    and the machine's load average."""
+    blas = [library for library in threadpool_info() if library["user_api"] == "blas"]
+    return {names.CPU_MODEL: cpu_model(), names.CPU_COUNT: str(os.cpu_count()),
+            names.BLAS: "; ".join(sorted({f"{library['internal_api']} {library['version']}" for library in blas}))
+            or "none found",
+            names.BLAS_NUM_THREADS: ", ".join(sorted({str(library["num_threads"]) for library in blas}, key=int)),
+            names.LOAD_START: load_average()}
 
 
 def flatten(node, prefix: str = "") -> dict[str, str]:
@@ -112,13 +143,14 @@ class Recorder:
                 pass
 
     def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
-        """The resolved config as params and `config.yaml`, and the dataset with its digest."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+        """The resolved config as params and `config.yaml`, the timing conditions as tags, and the
+        dataset with its digest."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
         from mlflow.exceptions import MlflowException
 
         resolved = OmegaConf.to_container(cfg, resolve=True)
         self.patiently(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()],
-                       synchronous=True)
+                       tags=[RunTag(k, v) for k, v in timing_conditions().items()], synchronous=True)
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / names.CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
             self.patiently(self.upload, folder)
@@ -168,7 +200,8 @@ class Recorder:
                                                                                        index=False)
             np.savez(Path(folder) / names.WEIGHTS, **weights)
             self.patiently(self.upload, folder)
-        tags = {names.STATUS: result.status,  # and the table tag the MLflow UI and analysis.loader look for
+        tags = {names.STATUS: result.status, names.LOAD_END: load_average(),
+                # and the table tag the MLflow UI and analysis.loader look for
                 MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": names.CURVES, "type": "table"}])}
         if result.diverged_epoch is not None:
             tags[names.DIVERGED_EPOCH] = str(result.diverged_epoch)

@@ -1,17 +1,21 @@
 """`python -m analysis`: what the report says and in what order, which runs it covers, its
 self-contained HTML, logging on the parent run, and one-line errors."""
 
+import base64
+import io
 import re
 
 import mlflow
 import pandas as pd
 import pytest
+import requests
+from PIL import Image
 from test_analysis_figures import synthetic_runs
 from test_analysis_loader import log_sweep
 from test_analysis_summary import run_rows
 from test_analysis_summary import sweep as sweep_of
 
-from analysis import summary
+from analysis import embed, summary
 from analysis.__main__ import main
 from analysis.report import answer, best_table, config_tables, headline
 
@@ -46,6 +50,18 @@ def test_report_html_embeds_every_figure_and_links_no_image_file(report):
     assert len(sources) == len(pngs) > 0
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert not re.findall(r'(?:src|href)="(?!data:)', page)
+
+
+def test_report_html_stays_within_the_page_limit_with_every_figure_decoding_at_its_size(report):
+    page = (report / "report.html").read_text()
+    assert len(page.encode()) <= embed.PAGE_LIMIT
+    sizes = [Image.open(io.BytesIO(base64.b64decode(uri))).size for uri in re.findall(r'base64,([^"]+)"', page)]
+    assert sorted(sizes) == sorted(Image.open(png).size for png in (report / "figures").glob("*.png"))
+
+
+def test_report_says_before_its_answer_what_its_runs_recorded_of_the_conditions_of_their_seconds(report):
+    preamble = (report / "report.md").read_text().split("## Answer")[0]
+    assert "**Timing.**" in preamble and "recorded no conditions" in preamble  # synthetic runs log none
 
 
 def test_report_markdown_links_every_png_it_drew(report):
@@ -268,3 +284,21 @@ def test_a_report_where_there_is_no_store_says_so_and_creates_none(tmp_path, mon
     assert stopped.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: no MLflow store at {tmp_path / 'mlflow.db'}")
     assert list(tmp_path.iterdir()) == []
+
+
+    lines = answer(summary.study(runs, target_cost=0.1), None)
+    assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
+    assert "at most" not in lines[1]  # m = 100, at epoch 2
+
+
+@pytest.mark.slow
+def test_report_html_reaches_the_mlflow_ui_as_a_page_within_the_limit(sqlite_server, tmp_path):
+    """What the UI's artifact view fetches (`get-artifact`, the route its bundle calls) from a server."""
+    parent = log_sweep(sqlite_server.uri, synthetic_runs(), experiment="served")
+    main(["report", "--experiment", "served", "--sweep", parent, "--tracking-uri", sqlite_server.uri,
+          "--out", str(tmp_path / "out")])
+    served = requests.get(f"{sqlite_server.uri}/get-artifact", params={"path": "report/report.html", "run_uuid": parent},
+                          timeout=60)
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/html")
+    assert served.content == (tmp_path / "out" / "report.html").read_bytes()
+    assert len(served.content) <= embed.PAGE_LIMIT

@@ -50,7 +50,11 @@ def test_the_parent_run_holds_the_sweeps_results(workdir):
     [parent] = [run for run in runs if run.data.tags.get("role") == "sweep"]
     jobs = [run for run in runs if run.data.tags.get("role") is None]
     assert parent.data.metrics["jobs_finished"] + parent.data.metrics["jobs_diverged"] == 3
-    assert parent.data.metrics["best_test_accuracy"] == max(run.data.metrics["test_accuracy"] for run in jobs)
+    chosen = max((run for run in jobs if run.data.tags["status"] == "finished"),
+                 key=lambda run: run.data.metrics["validation_accuracy"])
+    assert parent.data.tags["best_run"] == chosen.info.run_id
+    assert parent.data.metrics["test_accuracy_at_best_validation"] == chosen.data.metrics["test_accuracy"]
+    assert "best_test_accuracy" not in parent.data.metrics  # never a best chosen on the test set
     assert "summary.txt" in [artifact.path for artifact in client.list_artifacts(parent.info.run_id)]
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from mlflow.entities import Dataset, DatasetInput, InputTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -224,3 +224,35 @@ def test_interior_refinement_without_rounds_is_one_line_naming_both_settings(tmp
     assert result.returncode != 0
     assert ("hydra.sweeper.refine_interior: true needs hydra.sweeper.refine_rounds >= 1"
             in result.stderr.strip().splitlines()[-1])
+
+
+def finals(client, experiment: str, name: str, **metrics) -> tuple:
+    """A named run whose final metrics are `metrics`."""
+    run_id = client.create_run(experiment, run_name=name).info.run_id
+    client.log_batch(run_id, metrics=[Metric(key, value, 0, 1) for key, value in metrics.items()], synchronous=True)
+    return name, client.get_run(run_id)
+
+
+def test_the_best_run_is_chosen_on_validation_accuracy_not_on_test_accuracy(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    runs = [finals(client, experiment, "lr=1", validation_accuracy=0.95, test_accuracy=0.97),  # best on test
+            finals(client, experiment, "lr=3", validation_accuracy=0.97, test_accuracy=0.96),  # best on validation
+            finals(client, experiment, "lr=10", validation_accuracy=0.90, test_accuracy=0.91)]
+    metric, name, run = sweep.best_on_validation(runs)
+    assert (metric, name, run.data.metrics["test_accuracy"]) == ("validation_accuracy", "lr=3", 0.96)
+
+
+def test_without_accuracies_the_best_run_has_the_lowest_validation_cost(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    runs = [finals(client, experiment, "lr=0.01", validation_cost=0.2, test_cost=0.1),  # best on test
+            finals(client, experiment, "lr=0.1", validation_cost=0.1, test_cost=0.3)]
+    metric, name, _ = sweep.best_on_validation(runs)
+    assert (metric, name) == ("validation_cost", "lr=0.1")
+
+
+def test_runs_without_validation_metrics_have_no_best_run(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("sweep")
+    assert sweep.best_on_validation([finals(client, experiment, "lr=1", train_cost=0.1, test_accuracy=0.9)]) is None

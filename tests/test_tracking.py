@@ -1,14 +1,17 @@
 """The record in-process: a run is FINISHED only with every epoch it trained in the store, a
-failing store never blocks the next job, resume checks what a FINISHED run really holds, and a
-store left half-created is repaired."""
+failing store never blocks the next job, resume checks what a FINISHED run really holds, a
+store left half-created is repaired, and a run records the conditions its seconds depend on."""
 
+import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from threadpoolctl import threadpool_info
 
 import harness
 from harness import names, store
@@ -354,3 +357,48 @@ def test_a_job_of_a_sweep_takes_at_most_12_transactions_of_the_store_6_of_them_w
             event.remove(*listener)
     assert the_run_named(uri, "lr=3.0,batch_size=10,seed=0").info.status == "FINISHED"
     assert len(transactions) <= 12 and sum(transactions) <= 6
+
+
+def test_the_ui_command_gives_the_address_of_the_experiments_runs():
+    page = "/#/experiments/3?workflowType=machine_learning"
+    assert ui_command("sqlite:////tmp/mlflow.db", "3") == \
+        f"mlflow ui --backend-store-uri sqlite:////tmp/mlflow.db  # then open http://127.0.0.1:5000{page}"
+    assert ui_command("http://host:5000/", "3") == f"open http://host:5000{page} in a browser"
+
+
+def test_a_new_experiment_is_tagged_as_model_development_for_the_mlflow_ui(uri):
+    client = store.connect(uri)
+    experiment = client.get_experiment(store.experiment_id(client, "new"))
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_run_records_its_cores_blas_libraries_and_threads(uri):
+    harness.train_from_config([*SMALL, "epochs=1", f"tracking.uri={uri}"], track=True)
+    tags = the_run(uri).data.tags
+    blas = [library for library in threadpool_info() if library["user_api"] == "blas"]
+    assert tags[names.CPU_COUNT] == str(os.cpu_count())
+    assert tags[names.BLAS].split("; ") == sorted({f"{library['internal_api']} {library['version']}" for library in blas})
+    assert tags[names.BLAS_NUM_THREADS] == ", ".join(sorted({str(library["num_threads"]) for library in blas}, key=int))
+
+
+def test_a_run_records_the_cpu_model_the_kernel_names(uri):
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    models = {line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")}
+    if not models:
+        pytest.skip("/proc/cpuinfo names no CPU model here: the harness takes Python's platform.processor()")
+    harness.train_from_config([*SMALL, "epochs=1", f"tracking.uri={uri}"], track=True)
+    assert the_run(uri).data.tags[names.CPU_MODEL] in models
+
+
+def test_a_run_records_the_blas_threads_it_was_limited_to(uri):
+    harness.train_from_config([*SMALL, "epochs=1", "blas_threads=1", f"tracking.uri={uri}"], track=True)
+    assert the_run(uri).data.tags[names.BLAS_NUM_THREADS] == "1"
+
+
+def test_a_run_records_the_load_average_as_training_starts_and_as_it_ends(uri, monkeypatch):
+    readings = iter([(1.25, 1.0, 1.0), (2.5, 1.0, 1.0)])
+    monkeypatch.setattr(os, "getloadavg", lambda: next(readings))
+    harness.train_from_config([*SMALL, "epochs=1", f"tracking.uri={uri}"], track=True)
+    tags = the_run(uri).data.tags
+    assert (tags[names.LOAD_START], tags[names.LOAD_END]) == ("1.25", "2.50")
