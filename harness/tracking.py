@@ -83,7 +83,7 @@ def load_average() -> str:
 
 
 def timing_conditions() -> dict[str, str]:
-    """What a run's seconds depend on, read as it starts training: the CPU and its number of cores,
+    """What a run's seconds depend on, read as its run is created, just before training: the CPU and its number of cores,
     every BLAS library loaded with its version and the threads it may use (blas_threads applied),
     and the machine's load average."""
     blas = [library for library in threadpool_info() if library["user_api"] == "blas"]
@@ -143,14 +143,13 @@ class Recorder:
                 pass
 
     def log_inputs(self, cfg: DictConfig, dataset: data.Dataset) -> None:
-        """The resolved config as params and `config.yaml`, the timing conditions as tags, and the
-        dataset with its digest."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
+        """The resolved config as params and `config.yaml`, and the dataset with its digest."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Param
         from mlflow.exceptions import MlflowException
 
         resolved = OmegaConf.to_container(cfg, resolve=True)
         self.patiently(self.client.log_batch, self.run_id, params=[Param(k, v) for k, v in flatten(resolved).items()],
-                       tags=[RunTag(k, v) for k, v in timing_conditions().items()], synchronous=True)
+                       synchronous=True)
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / names.CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
             self.patiently(self.upload, folder)
@@ -245,8 +244,9 @@ def close_unclosed(client: MlflowClient) -> None:
 
 
 def create_run(client: MlflowClient, experiment: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
-    """A new RUNNING run (a child of `parent` in a sweep) that says which process runs it."""
-    tags = {**tags, **process_tags(), **git_tags(), names.HEARTBEAT: f"{time.time():.0f}"}
+    """A new RUNNING run (a child of `parent` in a sweep) that says which process runs it, and
+    under which conditions it is about to train (in the same write)."""
+    tags = {**tags, **process_tags(), **git_tags(), **timing_conditions(), names.HEARTBEAT: f"{time.time():.0f}"}
     if parent is not None:
         tags[names.PARENT_RUN_ID] = parent
     info = client.create_run(experiment, run_name=name, tags=tags).info
