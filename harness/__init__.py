@@ -2,6 +2,8 @@
 
 `harness.train` is the module of the training loop (`from harness.train import train`)."""
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it
+
 from .api import compose, train_from_config
 from .data import Dataset, Split
 from .measure import Measurements

@@ -25,7 +25,9 @@ from .measure import Measurements
 from .network import ACTIVATIONS, COSTS, INITS
 
 
-CONF = Path(__file__).resolve().parent.parent / "conf"  # the Hydra configs: config.yaml and its groups
+# the Hydra configs (config.yaml and its groups): in the installed package, or conf/ of a checkout
+PACKAGE = Path(__file__).resolve().parent
+CONF = PACKAGE / "conf" if (PACKAGE / "conf").is_dir() else PACKAGE.parent / "conf"
 
 
 @dataclass
