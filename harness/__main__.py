@@ -19,7 +19,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import signals, sweep
+from . import console, signals, sweep
 from .config import CONF, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import Context, metrics_line, run, run_name, store_error
@@ -27,6 +27,7 @@ from .job import Context, metrics_line, run, run_name, store_error
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
+    console.quiet(cfg.verbose)
     context = Context.from_hydra(cfg)
     if cfg.dry_run:  # a sweep's dry run ends in its sweeper, before any job
         return print(f"dry run: one job, {run_name(context.overrides) or 'the defaults'}; "

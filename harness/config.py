@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from . import names
+from . import console, names
 from .data import DATASETS
 from .errors import ConfigError
 from .measure import Measurements
@@ -65,6 +65,7 @@ class Config:
     divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
+    verbose: bool = False  # also show what Hydra, MLflow and other libraries say on the terminal
     dry_run: bool = False  # list the jobs without training or writing to the store
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,6 +85,7 @@ def per_batch_size(batch_size: Any, table: dict) -> Any:
 
 
 OmegaConf.register_new_resolver("per_batch_size", per_batch_size, replace=True)
+OmegaConf.register_new_resolver("terminal_loggers", console.terminal_loggers, replace=True)
 
 store = ConfigStore.instance()
 store.store(name="schema", node=Config)

@@ -20,13 +20,14 @@ from pathlib import Path
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.utils import configure_log
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from harness import signals, sweep
+from harness import console, signals, sweep
 from harness.errors import ConfigError, describe, exit_with
 
 
@@ -159,9 +160,13 @@ class HarnessSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> list:
         sweep_dir = Path(self.config.hydra.sweep.dir)  # resolved first: every job's config copies its `now`
         self.record, self.jobs, self.configs, self.launched = sweep.Sweep(), [], [], 0
+        console.quiet(self.config.verbose)
         try:
             with signals.deferred():
-                self.add(expand(self.composed, self.params, arguments))
+                jobs = expand(self.composed, self.params, arguments)
+                if not self.config.dry_run:
+                    self.record.announce(self.config, len(jobs))
+                self.add(jobs)
                 sweep.current = self.record
         except ConfigError as error:
             exit_with(f"error: {error}", 2)
@@ -183,6 +188,7 @@ class HarnessSweeper(BasicSweeper):
                 self.add(jobs)
             returns += self.launch(jobs)
         sweep.current = None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # the launcher may leave the last job's logging in place
         with signals.deferred():
             self.record.end()
         return returns
