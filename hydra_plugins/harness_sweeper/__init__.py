@@ -160,12 +160,12 @@ class HarnessSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> list:
         sweep_dir = Path(self.config.hydra.sweep.dir)  # resolved first: every job's config copies its `now`
         self.record, self.jobs, self.configs, self.launched = sweep.Sweep(), [], [], 0
-        console.quiet(self.config.verbose)
         try:
             with signals.deferred():
                 jobs = expand(self.composed, self.params, arguments)
-                if not self.config.dry_run:
+                if not self.config.dry_run:  # a dry run writes no folder, no log file
                     self.record.announce(self.config, len(jobs))
+                    console.quiet(self.config.verbose)  # warnings to the log file, now that its folder is made
                 self.add(jobs)
                 sweep.current = self.record
         except ConfigError as error:
