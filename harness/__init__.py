@@ -2,6 +2,7 @@
 
 `harness.train` is the module of the training loop (`from harness.train import train`)."""
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it
 from .data import Dataset, Split
 from .measure import Measurements
 from .network import Network

@@ -1,4 +1,6 @@
-"""`python -m harness`: one job, or a sweep with `-m`, composed by Hydra from `conf/`.
+"""`harness` (or `python -m harness`): one job, or a sweep with `-m`, composed by Hydra from `conf/`
+and the folders `--config-dir` adds; `harness report …` and the figure commands are `python -m
+analysis`'s, found by their entry points (group `harness.commands`).
 
 Every error reaches `cli` (Hydra's own printer is bypassed with HYDRA_FULL_ERROR), which says it
 in one line: a setting that cannot run exits 2 before anything is tracked; SIGINT or SIGTERM
@@ -9,13 +11,15 @@ ends them FAILED and exits 1.
 import gc
 import os
 import sys
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import hydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from . import duration, signals, sweep
+from . import console, duration, signals, sweep
 from .config import CONF, check, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import Context, build, metrics_line, run, run_name, store_error
@@ -23,6 +27,7 @@ from .job import Context, build, metrics_line, run, run_name, store_error
 
 @hydra.main(config_path=str(CONF), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
+    console.quiet(cfg.verbose)
     context = Context.from_hydra(cfg)
     if cfg.dry_run:  # a sweep's dry run ends in its sweeper, before any job
         check(cfg)
@@ -49,16 +54,24 @@ def main(cfg: DictConfig) -> dict:
     return {"status": outcome.status, **final}
 
 
+def config_dirs(arguments: list[str]) -> list[Path]:
+    """The folders whose configs Hydra composes: those of `--config-dir DIR` (or `-cd DIR`,
+    `--config-dir=DIR`), which come first, then conf/."""
+    found = [value for flag, value in zip(arguments, arguments[1:]) if flag in ("--config-dir", "-cd")]
+    found += [argument.split("=", 1)[1] for argument in arguments if argument.startswith("--config-dir=")]
+    return [*map(Path, found), CONF]
+
+
 def unknown_choice(arguments: list[str]) -> str | None:
     """One line for a command-line choice of a config group (data=…, +experiment=…) that has no
     config file, instead of Hydra's multi-line composition error."""
+    folders = config_dirs(arguments)
     for argument in arguments:
         key, _, value = argument.partition("=")
         group = key.lstrip("+~").split("@")[0]
-        folder = CONF / group
-        if not value or "(" in value or group.startswith("hydra") or not folder.is_dir():
+        if not value or "(" in value or group.startswith("hydra") or not (CONF / group).is_dir():
             continue
-        allowed = sorted(path.stem for path in folder.glob("*.yaml"))
+        allowed = sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
         for choice in value.split(","):
             if choice not in allowed:
                 return f"{group}: {choice!r} is not one of {', '.join(allowed)}"
@@ -79,6 +92,8 @@ def help_text() -> str:
         "python -m harness [KEY=VALUE ...]         train and track one job",
         "python -m harness -m KEY=V1,V2 ...        a sweep: one job per combination (dry_run=true lists them)",
         "python -m harness --cfg job [KEY=VALUE]   show the whole config of a job",
+        "python -m harness --config-dir DIR ...    also compose the configs of DIR (DIR/experiment/NAME.yaml: +experiment=NAME)",
+        "harness report --experiment NAME           the report of its latest sweep (python -m analysis report --help)",
         "", "Settings (conf/config.yaml: default and meaning):", *keys,
         "", "Groups (GROUP=CHOICE; a group's own keys as data.n=500, model.hidden=[100]):", *groups,
         "", "Named studies: experiments/README.md. Hydra's own options: --hydra-help."])
@@ -89,6 +104,14 @@ def refused(arguments: list[str]) -> str | None:
     if {"-m", "--multirun"} & set(arguments) and {"-c", "--cfg", "--info"} & set(arguments):
         return "--cfg shows one job's config: drop -m (python -m harness --cfg job lr=1), or list a sweep's jobs with dry_run=true"
     return unknown_choice(arguments)
+
+
+def subcommand(arguments: list[str]):
+    """The function of `harness COMMAND …` (`report`: analysis's), or None for a job or a sweep."""
+    if not arguments or "=" in arguments[0] or arguments[0].startswith("-"):
+        return None
+    found = entry_points(group="harness.commands", name=arguments[0])
+    return next(iter(found)).load() if found else None
 
 
 def stopped(stop: signals.Stopped) -> None:
@@ -102,6 +125,9 @@ def cli() -> None:
     # collector's full passes (and the interpreter's last ones at exit) walk only what comes after
     gc.freeze()
     arguments = sys.argv[1:]
+    command = subcommand(arguments)
+    if command is not None:
+        return command(arguments)
     if {"-h", "--help"} & set(arguments):
         print(help_text())
         sys.exit(0)

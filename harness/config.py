@@ -20,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from . import names
+from . import console, names
 from .data import DATASETS
 from .errors import ConfigError
 from .measure import Measurements
@@ -28,7 +28,9 @@ from .network import ACTIVATIONS, COSTS, INITS
 from .train import Budget
 
 
-CONF = Path(__file__).resolve().parent.parent / "conf"  # the Hydra configs: config.yaml and its groups
+# the Hydra configs (config.yaml and its groups): in the installed package, or conf/ of a checkout
+PACKAGE = Path(__file__).resolve().parent
+CONF = PACKAGE / "conf" if (PACKAGE / "conf").is_dir() else PACKAGE.parent / "conf"
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Config:
     divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
+    verbose: bool = False  # also show what Hydra, MLflow and other libraries say on the terminal
     dry_run: bool = False  # list the jobs without training or writing to the store
     max_hours: Optional[float] = 24.0  # a job expected to train longer is refused before it starts; None: no limit
     data: Any = None  # one of the dataset schemas in harness.data.DATASETS
@@ -96,6 +99,7 @@ def per_batch_size(batch_size: Any, table: dict) -> Any:
 
 
 OmegaConf.register_new_resolver("per_batch_size", per_batch_size, replace=True)
+OmegaConf.register_new_resolver("terminal_loggers", console.terminal_loggers, replace=True)
 
 store = ConfigStore.instance()
 store.store(name="schema", node=Config)

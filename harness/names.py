@@ -72,5 +72,5 @@ INPUTS, OUTPUTS = "inputs", "outputs"
 
 # config keys that choose where or how a job runs, or describe it, not what it computes: left out
 # of the config hash (so a study matches across stores and machines) and of run names
-EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "progress", "dry_run", "max_hours", "study", "data.root",
-                  "data.download")
+EXECUTION_KEYS = ("tracking", "launcher", "blas_threads", "progress", "verbose", "dry_run", "max_hours", "study",
+                  "data.root", "data.download")

@@ -11,7 +11,9 @@ disk: the runs would be scattered, or lost with a worker's temporary directory.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -27,6 +29,18 @@ DISTRIBUTED_LAUNCHERS = ("hydra_plugins.hydra_ray_launcher.", "hydra_plugins.har
 LOCAL_SCHEMES = ("sqlite", "file", "")
 
 
+def credentials() -> dict[str, str]:
+    """The Authorization header MLflow's client sends to a server with authentication (its
+    basic-auth app): from MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or a bearer
+    MLFLOW_TRACKING_TOKEN."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    return {}
+
+
 def check_server(uri: str, timeout: float = TIMEOUT) -> None:
     """Raise ConfigError (one line) unless the MLflow server at an http(s) `uri` answers a real API
     call; other URIs are left alone."""
@@ -38,13 +52,17 @@ def check_server(uri: str, timeout: float = TIMEOUT) -> None:
     hung = (f"{start} did not answer GET {PROBE} within {timeout:g} s; "
             f"its database may be stalled or out of the server's reach")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + PROBE, timeout=timeout) as response:
+        request = urllib.request.Request(uri.rstrip("/") + PROBE, headers=credentials())
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
     except urllib.error.HTTPError as error:
         text = error.read().decode(errors="replace")
         if error.code == 403 and "Invalid Host header" in text:
             raise ConfigError(f"{start} refuses the host name {host} (MLflow's host check); start it with "
                               f"`mlflow server --allowed-hosts {host}` (or MLFLOW_SERVER_ALLOWED_HOSTS={host})") from None
+        if error.code == 401:
+            raise ConfigError(f"{start} asks for credentials (401 {error.reason}): set MLFLOW_TRACKING_USERNAME and "
+                              f"MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to an account of the server") from None
         raise ConfigError(f"{start} answered {error.code} {error.reason} to GET {PROBE}") from None
     except urllib.error.URLError as error:  # no answer to the connection (a timeout), or refused, or no such host
         raise ConfigError(hung if isinstance(error.reason, TimeoutError) else unreachable.format(error.reason)) from None

@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import duration, names, server, signals, store, tracking, workers
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
-from .job import JOBS, SWEEP, epochs_of, load_data, run_name
+from .job import JOBS, SWEEP, epochs_of, load_data, log, run_name
 
 if TYPE_CHECKING:  # MLflow is imported where the sweep writes: a dry run does without it
     from mlflow.entities import Run
@@ -93,6 +94,13 @@ def disagreements(launcher: dict[str, str], runs: list[Run]) -> list[str]:
     return lines
 
 
+def absolute(uri: str) -> str:
+    """The store's URI as it reads from any directory: a relative SQLite path made absolute."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{store.sqlite_path(uri).resolve()}"
+    return uri
+
+
 def ui_command(uri: str, experiment: str | None = None) -> str:
     """How to browse this store, from any directory, and the address of the experiment's runs: the
     MLflow UI opens an experiment on its GenAI pages unless its workflow switch (the address's
@@ -100,9 +108,7 @@ def ui_command(uri: str, experiment: str | None = None) -> str:
     page = f"/#/experiments/{experiment}?workflowType=machine_learning" if experiment else ""
     if uri.startswith(("http://", "https://")):
         return f"open {uri.rstrip('/')}{page} in a browser"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{store.sqlite_path(uri).resolve()}"
-    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}" + (f"  # then open http://127.0.0.1:5000{page}" if page else "")
+    return f"mlflow ui --backend-store-uri {shlex.quote(absolute(uri))}" + (f"  # then open http://127.0.0.1:5000{page}" if page else "")
 
 
 def best_on_validation(runs: list[tuple[str, Run]]) -> tuple[str, str, Run] | None:
@@ -117,6 +123,18 @@ def best_on_validation(runs: list[tuple[str, Run]]) -> tuple[str, str, Run] | No
     return None
 
 
+def launcher_line(config: DictConfig) -> str:
+    """`launcher parallel (2 worker processes)`: the launcher of a sweep's master config."""
+    choice = config.hydra.runtime.choices.get("launcher", "sequential")
+    if choice == "parallel":
+        workers = config.hydra.launcher.n_jobs
+        return f"launcher parallel ({os.cpu_count() if workers == -1 else workers} worker processes)"
+    if choice == "ray":
+        address = config.hydra.launcher.ray.init.get("address")
+        return f"launcher ray ({f'the cluster at {address}' if address else 'a local Ray instance'})"
+    return f"launcher {choice} (one job after another in this process)"
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
@@ -125,12 +143,23 @@ def table(rows: list[tuple[str, ...]]) -> str:
 class Sweep:
     """The record of one multirun: its jobs checked, its parent run, its summary."""
 
+    def announce(self, config: DictConfig, jobs: int) -> None:
+        """The sweep's first line, before its jobs are checked: how many, on which launcher,
+        tracked where (also in the sweep folder's multirun.log, which needs the folder)."""
+        self.began = time.monotonic()
+        rounds = config.hydra.sweeper.get("refine_rounds", 0)
+        more = f" (up to {rounds} rounds more where a best η is at its grid's edge)" if rounds else ""
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+        log.info(f"{jobs} jobs{more}, {launcher_line(config)}, tracked in {absolute(config.tracking.uri)} "
+                 f"(experiment {config.tracking.experiment})")
+
     def start(self, config: DictConfig, jobs: list[list[str]], configs: list[DictConfig]) -> dict[str, str]:
         """Check every job (`configs`: what each will see), open the store and the parent run;
         return the environment every job must get."""
         self.jobs, self.done, self.launched, self.expected = [], {}, 0, 0.0  # done: config hash → its complete FINISHED run
         self.add(jobs, configs)
         self.uri, self.patience = configs[0].tracking.uri, configs[0].tracking.patience
+        self.experiment_name = configs[0].tracking.experiment
         server.refuse_local_store(config.hydra.launcher._target_, self.uri)
         if configs[0].dry_run:
             print(self.dry_run(configs))
@@ -203,7 +232,7 @@ class Sweep:
         except Exception as error:  # noqa: BLE001 - the store cannot be read: say so in one line
             exit_with(f"error: the sweep's runs cannot be read back from {self.uri} ({describe(error)}); "
                       f"the next launch marks what was left RUNNING", 1)
-        print(text, flush=True)
+        log.info(text)
         try:  # the results on the parent run, so that sweeps can be sorted in the MLflow UI
             metrics = {f"jobs_{status}": n for status, n in counts.items()} | best
             self.client.log_batch(self.parent, metrics=[Metric(key, value, 0, 0) for key, value in metrics.items()],
@@ -213,9 +242,18 @@ class Sweep:
         except Exception as error:  # noqa: BLE001 - the next launch marks the parent, its process gone
             print(f"the store refused the end of the sweep ({describe(error)}); the next launch marks it",
                   file=sys.stderr)
+        log.info(self.closing())
         bad = len(self.jobs) - counts["finished"] - counts["diverged"] - counts["skipped"]
         if bad:
             exit_with(f"error: {bad} of {len(self.jobs)} jobs did not finish", 1)
+
+    def closing(self) -> str:
+        """The sweep's last lines: its time and id, how to browse its runs and write its report."""
+        report = ["harness", "report", "--experiment", self.experiment_name, "--sweep", self.parent]
+        if absolute(self.uri) != absolute("sqlite:///mlflow.db"):  # not the report's default store
+            report += ["--tracking-uri", absolute(self.uri)]
+        return "\n".join([f"sweep {self.parent} took {time.monotonic() - self.began:.0f} s",
+                          f"browse: {ui_command(self.uri, self.experiment)}", f"report: {shlex.join(report)}"])
 
     def outcomes(self) -> list[tuple[str, str, Run | None]]:
         """Each job's name, outcome and run: its own, or for a skipped job the earlier FINISHED run."""
@@ -256,8 +294,7 @@ class Sweep:
                 f"{key} {final[key]:.4g}" for key in (metric, names.TEST_ACCURACY, names.TEST_COST) if key in final) + ")")
         ran_here = [run for _, status, run in found if run is not None and status not in ("skipped", "missing")]
         warnings = disagreements(tracking.git_tags(), ran_here)  # what the parent run was tagged with
-        text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *lines, *warnings,
-                          ui_command(self.uri, self.experiment)])
+        text = "\n".join([f"\n{table(rows)}\n", f"{len(self.jobs)} jobs: {summary}", *lines, *warnings])
         return (counts, text, {key: value for key, value in best.items() if value is not None},
                 chosen[2].info.run_id if chosen else None)
 

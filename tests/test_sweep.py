@@ -225,7 +225,7 @@ def test_unreachable_tracking_server_fails_within_seconds(tmp_path, free_port):
 
 
 def test_ray_launcher_with_a_store_on_this_disk_is_refused_before_anything_runs(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the ray extra is not installed")
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="Ray's Hydra launcher (pip install -e '.[ray]')")
     result = harness("-m", "launcher=ray", "lr=0.5,3", "epochs=1", cwd=tmp_path, check=False)
     assert result.returncode == 2 and not (tmp_path / "mlflow.db").exists()
     assert result.stderr.strip().startswith("error: tracking.uri: sqlite:///mlflow.db is a store on one machine's disk")

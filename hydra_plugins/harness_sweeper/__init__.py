@@ -23,13 +23,14 @@ from pathlib import Path
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper, BasicSweeperConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.utils import configure_log
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from harness import signals, sweep
+from harness import console, signals, sweep
 from harness.errors import ConfigError, describe, exit_with
 
 
@@ -203,7 +204,11 @@ class HarnessSweeper(BasicSweeper):
         self.record, self.jobs, self.configs, self.launched = sweep.Sweep(), [], [], 0
         try:
             with signals.deferred():
-                self.add(expand(self.composed, self.params, arguments))
+                jobs = expand(self.composed, self.params, arguments)
+                if not self.config.dry_run:  # a dry run writes no folder, no log file
+                    self.record.announce(self.config, len(jobs))
+                    console.quiet(self.config.verbose)  # warnings to the log file, now that its folder is made
+                self.add(jobs)
                 sweep.current = self.record
         except ConfigError as error:
             exit_with(f"error: {error}", 2)
@@ -225,6 +230,7 @@ class HarnessSweeper(BasicSweeper):
                 self.add(jobs)
             returns += self.launch(self.todo)
         sweep.current = None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # the launcher may leave the last job's logging in place
         with signals.deferred():
             self.record.end()
         return returns
