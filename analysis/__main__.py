@@ -71,7 +71,8 @@ def rule_figure(name: str):
         judged = rules(runs)
         found = [section for section in judged.sections() if section.name == name]
         if not found:
-            raise AnalysisError(f"{name.replace('_', ' ')}: the sweep does not vary m and η (and n) along the rule's lines")
+            raise AnalysisError(f"{name.replace('_', ' ')}: the sweep does not vary m and η (and n) along the rule's lines, "
+                                "or each of its lines starts under-trained")
         return judged.draw(found[0])
     return draw
 

@@ -484,14 +484,19 @@ def batch_size_axis(ax, values) -> None:
     ax.set_xlabel(label("batch_size"))
 
 
-def change_range(changes: pd.Series, tolerances: pd.Series) -> tuple[float, float]:
-    """(floor, top) in points for the seeds' changes (a column of {seed: change}) and the
-    `tolerances` they are judged by: a break of tens of points would flatten the changes near 0,
-    so the floor stops a little below −8, or below the largest tolerance."""
-    each = 100 * np.array([value for values in changes for value in values.values()], dtype=float)
+def change_range(points: pd.DataFrame) -> tuple[float, float]:
+    """(floor, top) in points for the seeds' changes (`changes`, a column of {seed: change}), their
+    intervals (`low`–`high`) and the `tolerance` they are judged by: a break of tens of points, or
+    the wide interval of a few seeds, would flatten the changes near 0, so the floor stops a little
+    below −8 and an interval's top a little above +8, or beyond the largest tolerance; an interval
+    reaching further runs off the edge."""
+    each = 100 * np.array([value for values in points.changes for value in values.values()], dtype=float)
     each = each[np.isfinite(each)]
-    widest = 100 * tolerances.max()
-    return min(max(each.min(initial=0), -8), -widest) - 0.5, max(each.max(initial=0), widest) + 0.5
+    low, high = 100 * points.low.min(), 100 * points.high.max()  # NaN without intervals: ignored by min and max
+    widest = 100 * points.tolerance.max()
+    floor = min(max(np.nanmin([each.min(initial=0), low]), -8), -widest)
+    top = max(each.max(initial=0), min(np.nanmax([0, high]), 8), widest)
+    return floor - 0.5, top + 0.5
 
 
 def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None:
@@ -500,8 +505,8 @@ def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None
     shown = frame.assign(change=100 * frame.change, low=100 * frame.low, high=100 * frame.high)
     inside = shown[shown.change >= floor]
     accuracy_points(ax, inside, x, "change", colour, "", "changes", scale=100)
-    ax.errorbar(inside[x], inside.change, yerr=[inside.change - inside.low.clip(lower=floor), inside.high - inside.change],
-                fmt="none", ecolor=colour, elinewidth=1, capsize=2.5, gid="interval")
+    ax.errorbar(inside[x], inside.change, yerr=[inside.change - inside.low, inside.high - inside.change], fmt="none",
+                ecolor=colour, elinewidth=1, capsize=2.5, gid="interval")
     below = shown[shown.change < floor]
     if len(below):  # an empty unclipped line would still claim the figure's corner in the layout
         ax.plot(below[x], [floor] * len(below), "v", color=colour, ms=7, clip_on=False, gid="below")
@@ -540,7 +545,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     left, right = figure.subplots(1, 2)
     ratios = sorted(points.ratio.unique())
     colour = ordered_colours(ratios)
-    floor, top = change_range(points.changes, points.tolerance)
+    floor, top = change_range(points)
     for ratio in ratios:
         line = points[points.ratio == ratio]
         accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:.3g}", "by_seed")
@@ -573,7 +578,7 @@ def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Fi
     colour = ordered_colours(sizes)
     figure = Figure(figsize=(2.9 * len(batches) + 2.2, 6.4), layout="constrained")
     axes = figure.subplots(2, len(batches), sharex=True, sharey="row", squeeze=False)
-    floor, top = change_range(changes.changes, changes.tolerance)
+    floor, top = change_range(changes)
     verdicts = changes.groupby(["m", "noise_scale"]).verdict.agg(scaling.overall)  # the largest n's point: its comparison
     for (above, below), m in zip(axes.T, batches):
         for n in sizes:
@@ -635,12 +640,11 @@ def gradient_noise_scale(runs: pd.DataFrame, found: summary.Study | None = None)
             ax.axhline(b_crit, color="darkorange", ls="--", lw=1.2, gid="b-crit", label="B_crit (fit of the updates)")
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"fraction of the updates to {target.describe()}")
+        ax.set_xlabel("fraction of the updates to the target")
         ax.set_ylabel("B_simple (inputs)")
         ax.set_title(target.describe())
     handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
     figure.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=8)
     seeds = seeds_note(found.table).split(",")[0]
-    suptitle(figure, "Gradient noise scale B_simple on the way to each target, each batch size at its best η "
-                     f"({seeds}; line: geometric mean of the seeds' medians, band: their range)")
+    suptitle(figure, f"B_simple on the way to each target, each m at its best η ({seeds}: geometric mean; band: range)")
     return figure

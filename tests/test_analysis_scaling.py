@@ -272,3 +272,10 @@ def test_a_comparison_of_under_trained_configurations_is_not_judged():
     # at g = 10 both sizes end 15 points below their best (g = 20): their agreement says nothing
     found = judged(*sizes({10: (0.80, 0.80), 20: (0.95, 0.95)}))
     assert found.noise.set_index("noise_scale").verdict.to_dict() == {10: "not judged", 20: "holds"}
+
+
+def test_linear_scaling_figure_draws_each_points_seed_interval_as_a_bar():
+    # m = 40: changes −1, 0 and +1 point, interval ±4.303/sqrt(3) points around 0
+    points = judged(*line({10: 0.95, 20: 0.95, 40: (0.94, 0.95, 0.96)}, seeds=THREE)).linear
+    (bars,) = [c for c in figures.linear_scaling(points, 100, 2).axes[1].collections if c.get_gid() == "interval"]
+    assert bars.get_segments()[2].ravel() == pytest.approx([40, -T_975_2 / math.sqrt(3), 40, T_975_2 / math.sqrt(3)])
