@@ -52,10 +52,10 @@ THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_sca
 DIVERGED = {"marker": "x", "markersize": 8, "markeredgewidth": 2, "linestyle": "none", "gid": "diverged"}
 VERDICT_GIDS = {scaling.HOLDS: "holds", scaling.BREAKS: "breaks", scaling.UNDECIDED: "undecided",
                 scaling.NOT_JUDGED: "not-judged"}
-VERDICT_MARKERS = {  # a rule's verdict at a point (scaling.judge): filled, hollow, grey; a dot where not judged
+VERDICT_MARKERS = {  # a rule's verdict at a point (scaling.judge): filled, hollow, half; a dot where not judged
     scaling.HOLDS: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "mfc": colour},
     scaling.BREAKS: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "mfc": "white"},
-    scaling.UNDECIDED: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "mfc": "0.75"},
+    scaling.UNDECIDED: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "fillstyle": "left", "mfcalt": "white"},
     scaling.NOT_JUDGED: lambda colour: {"ms": 2.5, "mew": 0, "color": colour},
 }
 PANEL = (3.4, 2.9)  # inches per panel
@@ -524,7 +524,8 @@ def rule_handles(colours: dict, name, tolerance) -> list:
             Line2D([], [], color="0.2", lw=0.7, alpha=0.55, label="each seed"),
             Line2D([], [], color="0.2", marker="o", ls="none", label="holds: interval within"),
             Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="breaks: interval beyond"),
-            Line2D([], [], color="0.2", marker="o", mfc="0.75", ls="none", label="the seeds cannot tell"),
+            Line2D([], [], color="0.2", marker="o", fillstyle="left", mfcalt="white", ls="none",
+                   label="the seeds cannot tell"),
             Line2D([], [], color="0.2", marker="o", ms=2.5, ls="none", label="not judged: under-trained"),
             Line2D([], [], color="0.2", marker="|", ms=9, ls="none", label=f"{scaling.LEVEL:.0%} interval over seeds"),
             tolerance]
@@ -558,7 +559,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     left.set_ylabel(f"final {short_label(TEST_ACCURACY)}")
     left.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
     right.set_ylabel("change in test accuracy from the\nline's smallest m (points)")
-    tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="tolerance: a seed below it breaks")
+    tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="−tolerance: an interval below it breaks")
     handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:.3g}", tolerance)
     n_diverged = int(points.diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []

@@ -352,7 +352,7 @@ def lines_overall(found: pd.DataFrame, best: float) -> str:
     if len(undecided):
         text += (f", {len(undecided)} have batch sizes where {judged.seeds.min()} seeds cannot tell "
                  f"({needed_text(undecided.seeds_needed.max())} at the hardest)")
-    return text + f" (each line's tolerance: {span(100 * judged.tolerance, lambda v: f'{v:.1f}')} points)."
+    return text + f" (each line's tolerance: {span((100 * judged.tolerance).round(1), lambda v: f'{v:.1f}')} points)."
 
 
 def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: int) -> str:
@@ -364,8 +364,9 @@ def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: i
     judged = comparisons[comparisons.judged]
     equal, apart = judged[judged.verdict == scaling.HOLDS], judged[judged.verdict == scaling.BREAKS]
     undecided = judged[judged.verdict == scaling.UNDECIDED]
-    within = tolerance_text(comparisons.tolerance, comparisons.reference.map(lambda c: c.test),
-                            comparisons.reference.map(lambda c: c.test_size))
+    stated = judged if len(judged) else comparisons
+    within = tolerance_text(stated.tolerance, stated.reference.map(lambda c: c.test),
+                            stated.reference.map(lambda c: c.test_size))
     line = (f"**Equal noise scale** (g = η·n/m, Smith & Le 2018; {epochs} epochs): at the same m and the same g, "
             f"training sets of n = {sizes_text(sizes)} inputs")
     if judged.empty:
@@ -383,7 +384,7 @@ def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: i
                     f"({needed_text(undecided.seeds_needed.max())} at the hardest)" if len(undecided) else "")
                  + f" ({verdict_rule(judged.seeds.min(), True, f'n = {max(sizes):,}')} {within}).")
     if len(comparisons) > len(judged):
-        line += (f" {count(len(comparisons) - len(judged), 'comparison')} not judged: every configuration in it is "
+        line += (f" {count(len(comparisons) - len(judged), 'comparison')} not judged, every configuration in each "
                  "under-trained (more than the tolerance below the best configuration on its training set).")
     lines = [line]
     if len(apart):
@@ -468,7 +469,7 @@ class Rules:
     def sections(self) -> list[Section]:
         found = []
         interval = (f"Bars: the {scaling.LEVEL:.0%} interval over seeds of the mean change; filled: the rule holds (the "
-                    "interval within the tolerance), hollow: it breaks (entirely beyond it, or a seed diverged), grey: the "
+                    "interval within the tolerance), hollow: it breaks (entirely beyond it, or a seed diverged), half: the "
                     "seeds cannot tell; small dot: not judged, as under-trained.")
         if len(self.linear) and self.linear.judged.any():
             found.append(Section("linear_scaling", "Linear scaling (Goyal et al. 2017): final test accuracy vs mini-batch "

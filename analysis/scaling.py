@@ -180,7 +180,7 @@ def linear_scaling(configs: pd.DataFrame) -> pd.DataFrame:
         changes = [seed_changes(point, reference) for point in line.itertuples()]
         verdicts = pd.DataFrame([judge(c, within, two_sided=False) for c in changes], index=line.index)
         if not reference.trained:
-            verdicts["verdict"] = NOT_JUDGED
+            verdicts = verdicts.assign(verdict=NOT_JUDGED, seeds_needed=np.nan)
         points.append(line.assign(changes=changes, tolerance=within, judged=bool(reference.trained)).join(verdicts))
     return pd.concat(points, ignore_index=True) if points else pd.DataFrame()
 
@@ -227,8 +227,8 @@ def size_changes(configs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFra
         for config in group.iloc[:-1].itertuples(index=False):
             changes = seed_changes(config, c.reference)
             found = judge(changes, c.tolerance, two_sided=True)
-            rows.append({**config._asdict(), "changes": changes, "tolerance": c.tolerance, **found,
-                         "verdict": found["verdict"] if c.judged else NOT_JUDGED})
+            rows.append({**config._asdict(), "changes": changes, "tolerance": c.tolerance, **found}
+                        | ({} if c.judged else {"verdict": NOT_JUDGED, "seeds_needed": np.nan}))
     return pd.DataFrame(rows)
 
 
