@@ -308,7 +308,9 @@ def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int, best: float) 
             "multiplying η by the factor that multiplies m")
     line = points[points.ratio == base.ratio].iloc[1:]
     if not base.judged:
-        head += (f" is not judged: its smallest m is under-trained (more than the tolerance, {kept}, below the best "
+        margin = scaling.tolerance_at(best, base.test_size)
+        head += (f" is not judged: its smallest m is under-trained (more than the tolerance, "
+                 f"{tolerance_text(pd.Series([margin]), pd.Series([best]), pd.Series([base.test_size]))}, below the best "
                  f"configuration's {percent(best)}).")
     elif base.seeds < 2:
         inside = line[line.within]

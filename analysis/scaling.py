@@ -90,11 +90,17 @@ def difference_error(accuracy: float, test_size: float) -> float:
 
 def tolerance(reference) -> float:
     """The largest change from `reference` (a row of `configurations`) that its test set cannot
-    resolve: STANDARD_ERRORS standard errors of a difference at its mean test accuracy, and never
-    below MIN_EQUAL; MIN_EQUAL where the runs do not record their test set's size."""
-    if pd.isna(reference.test_size):
+    resolve (tolerance_at its mean test accuracy)."""
+    return tolerance_at(reference.test, reference.test_size)
+
+
+def tolerance_at(accuracy: float, test_size: float) -> float:
+    """STANDARD_ERRORS standard errors of a difference of two test accuracies near `accuracy` on
+    `test_size` inputs, and never below MIN_EQUAL; MIN_EQUAL where the runs do not record their
+    test set's size."""
+    if pd.isna(test_size):
         return MIN_EQUAL
-    return max(MIN_EQUAL, STANDARD_ERRORS * difference_error(reference.test, reference.test_size))
+    return max(MIN_EQUAL, STANDARD_ERRORS * difference_error(accuracy, test_size))
 
 
 def best_tests(configs: pd.DataFrame) -> pd.Series:
@@ -108,7 +114,7 @@ def trained(configs: pd.DataFrame) -> pd.Series:
     best configuration on its training set (best_tests): one further below is under-trained, and
     what it keeps or matches is not what the rules are about."""
     best = configs.train_size.map(best_tests(configs))
-    margins = [tolerance(pd.Series({"test": b, "test_size": size})) for b, size in zip(best, configs.test_size)]
+    margins = [tolerance_at(b, size) for b, size in zip(best, configs.test_size)]
     return (best - configs.test <= np.array(margins) + SLACK) & configs.learned
 
 
