@@ -57,13 +57,22 @@ def steps_figure(runs, args):
     return figures.steps_to_target(runs, summary.study(runs, args.target_cost, args.target_accuracy))
 
 
+def noise_figure(runs, args):
+    found = summary.study(runs, args.target_cost, args.target_accuracy)
+    if not figures.noise_measured(found):
+        raise AnalysisError("gradient noise scale: no run of a best configuration measured B_simple on its way to a "
+                            "target (measure.noise_scale_every)")
+    return figures.gradient_noise_scale(runs, found)
+
+
 def rule_figure(name: str):
     """The figure of a scaling rule's section, or one line saying the sweep cannot judge the rule."""
     def draw(runs, args):
         judged = rules(runs)
         found = [section for section in judged.sections() if section.name == name]
         if not found:
-            raise AnalysisError(f"{name.replace('_', ' ')}: the sweep does not vary m and η (and n) along the rule's lines")
+            raise AnalysisError(f"{name.replace('_', ' ')}: the sweep does not vary m and η (and n) along the rule's lines, "
+                                "or each of its lines starts under-trained")
         return judged.draw(found[0])
     return draw
 
@@ -79,6 +88,8 @@ FIGURES = {
                     lambda runs, a: figures.final_vs_lr(runs)),
     "steps-to-target": ("updates to reach a target vs batch size at the best lr, log-log, slope -1 line",
                         steps_figure),
+    "gradient-noise": ("gradient noise scale B_simple vs fraction of the updates to each target, a line per batch size",
+                       noise_figure),
     "linear-scaling": ("final test accuracy vs batch size along lines of constant lr/m (linear scaling)",
                        rule_figure("linear_scaling")),
     "noise-scale": ("final test accuracy vs noise scale g = lr*n/m, a line per training set size (equal noise scale)",
@@ -102,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
                              help=f"PNG to write; a PDF is written beside it (default: {name}.png)")
         if name == "convergence":
             command.add_argument("--x", choices=X_AXES, default="epoch", help="horizontal axis (default: epoch)")
-        if name == "steps-to-target":
+        if name in ("steps-to-target", "gradient-noise"):
             target_options(command)
         if name in ("convergence", "tuned"):
             command.add_argument("--metric", default=COST, help=f"metric (default: {COST})")
@@ -115,7 +126,7 @@ def run(args: argparse.Namespace) -> None:
                               args.target_accuracy, log=not args.no_log, all_sweeps=args.all_sweeps)
         print(f"wrote {folder / 'report.html'} and {folder / 'report.md'}")
         return
-    if args.command == "steps-to-target":
+    if args.command in ("steps-to-target", "gradient-noise"):
         summary.check_target(args.target_accuracy, ACCURACY)
     runs, _, scope = choose_runs(client_for(args.tracking_uri), args.experiment, args.tracking_uri, args.sweep, args.all_sweeps)
     figure = FIGURES[args.command][1](runs[runs.status == "FINISHED"], args)

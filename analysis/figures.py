@@ -28,7 +28,7 @@ from matplotlib.patches import Rectangle
 
 from harness import names
 
-from . import summary, uncertainty
+from . import gradient_noise, scaling, summary, uncertainty
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
@@ -50,6 +50,14 @@ METRIC_LABELS = {
 THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.15),
          "axes.titleweight": "bold", "legend.frameon": False}
 DIVERGED = {"marker": "x", "markersize": 8, "markeredgewidth": 2, "linestyle": "none", "gid": "diverged"}
+VERDICT_GIDS = {scaling.HOLDS: "holds", scaling.BREAKS: "breaks", scaling.UNDECIDED: "undecided",
+                scaling.NOT_JUDGED: "not-judged"}
+VERDICT_MARKERS = {  # a rule's verdict at a point (scaling.judge): filled, hollow, half; a dot where not judged
+    scaling.HOLDS: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "mfc": colour},
+    scaling.BREAKS: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "mfc": "white"},
+    scaling.UNDECIDED: lambda colour: {"ms": 5.5, "mew": 1.4, "color": colour, "fillstyle": "left", "mfcalt": "white"},
+    scaling.NOT_JUDGED: lambda colour: {"ms": 2.5, "mew": 0, "color": colour},
+}
 PANEL = (3.4, 2.9)  # inches per panel
 COLOURMAP = mpl.colormaps["viridis"].resampled(256)
 EDGE_NOTE = {"lowest": "best η is the lowest tried", "highest": "best η is the highest tried",
@@ -383,7 +391,7 @@ def final_vs_lr(runs: pd.DataFrame, found: summary.Study | None = None) -> Figur
 
 
 def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.DataFrame, n: int | None,
-                noise: pd.Series, spread: uncertainty.Estimate | None = None) -> None:
+                spread: uncertainty.Estimate | None = None) -> None:
     """One target's panel of steps_to_target; `spread`: B_crit with its interval, for the title."""
     row = summary.at_best(reached, best)
     row["x"] = [summary.batch_size_value(b, n) for b in row.batch_size]
@@ -425,8 +433,6 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         b_crit, s_min = fit
         xs = np.geomspace(fitted.x.min(), fitted.x.max(), 50)  # over the batch sizes fitted, not beyond
         ax.plot(xs, s_min * (1 + b_crit / xs), color="darkorange", lw=1.2, gid="fit", label="fit S_min (1 + B_crit / m)")
-    if len(noise):
-        ax.axvline(noise.median(), color="0.3", ls=":", lw=1.4, gid="noise-scale", label="B_simple on the way (median over runs)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     fit_to_runs(ax, pd.concat([seeds.updates, missed.last_update]), log=True)
@@ -443,15 +449,13 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
 def steps_to_target(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
     """Updates needed to reach each target against batch size, each batch size at its best lr,
     log–log with the slope −1 line of perfect scaling (Shallue et al. 2018) and, where three or
-    more batch sizes reach it, the fit of McCandlish et al.'s S_min(1 + B_crit/m), and the gradient
-    noise scale B_simple where it was measured (a dotted vertical line). Each seed is a dot; a seed
+    more batch sizes reach it, the fit of McCandlish et al.'s S_min(1 + B_crit/m). Each seed is a dot; a seed
     that never reached the target is a hollow triangle at its last measured update."""
     found = found or summary.study(runs)
     n = summary.full_batch_size(runs)
     figure, axes = grid(len(found.targets), sharex=False, sharey=False)
     for ax, target in zip(axes, found.targets):
-        steps_panel(ax, found.reached[target], target, found.best, n, found.noise_scales[target],
-                    found.critical_batches[target])
+        steps_panel(ax, found.reached[target], target, found.best, n, found.critical_batches[target])
     handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
     figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
     flagged = " (η=…!: best η at the edge of its grid)" if found.best.edge.ne("").any() else ""
@@ -470,16 +474,15 @@ def save(figure: Figure, stem: Path | str) -> list[Path]:
 
 
 def accuracy_points(ax, frame: pd.DataFrame, x: str, y: str, colour, name: str, seeds: str, scale: float = 1.0) -> None:
-    """One configuration per point along x: the mean over seeds, hollow where the rule breaks
-    (`holds` false), × where a seed diverged; each seed a thin line (`seeds`: a column of
-    {seed: value}, times `scale`)."""
+    """One configuration per point along x: the mean over seeds, marked by its `verdict`
+    (VERDICT_MARKERS), × where a seed diverged; each seed a thin line (`seeds`: a column of {seed: value}, times
+    `scale`)."""
     for seed in sorted({seed for values in frame[seeds] for seed in values}):
         ax.plot(frame[x], [scale * values.get(seed, np.nan) for values in frame[seeds]], color=colour, lw=0.7, alpha=0.55,
                 gid="seed")
     ax.plot(frame[x], frame[y], color=colour, lw=1.6, label=name, gid="mean")
-    for holds, points in frame.groupby("holds"):
-        ax.plot(points[x], points[y], "o", ms=5.5, color=colour, mfc=colour if holds else "white", mew=1.4,
-                ls="none", gid="holds" if holds else "breaks")
+    for verdict, points in frame.groupby("verdict"):
+        ax.plot(points[x], points[y], "o", ls="none", gid=VERDICT_GIDS[verdict], **VERDICT_MARKERS[verdict](colour))
     diverged = frame[frame.diverged > 0]
     ax.plot(diverged[x], diverged[y].fillna(0), color=colour, **DIVERGED)
 
@@ -492,21 +495,29 @@ def batch_size_axis(ax, values) -> None:
     ax.set_xlabel(label("batch_size"))
 
 
-def change_range(changes: pd.Series, tolerances: pd.Series) -> tuple[float, float]:
-    """(floor, top) in points for the seeds' changes (a column of {seed: change}) and the
-    `tolerances` they are judged by: a break of tens of points would flatten the changes near 0,
-    so the floor stops a little below −8, or below the largest tolerance."""
-    each = 100 * np.array([value for values in changes for value in values.values()], dtype=float)
+def change_range(points: pd.DataFrame) -> tuple[float, float]:
+    """(floor, top) in points for the seeds' changes (`changes`, a column of {seed: change}), their
+    intervals (`low`–`high`) and the `tolerance` they are judged by: a break of tens of points, or
+    the wide interval of a few seeds, would flatten the changes near 0, so the floor stops a little
+    below −8 and an interval's top a little above +8, or beyond the largest tolerance; an interval
+    reaching further runs off the edge."""
+    each = 100 * np.array([value for values in points.changes for value in values.values()], dtype=float)
     each = each[np.isfinite(each)]
-    widest = 100 * tolerances.max()
-    return min(max(each.min(initial=0), -8), -widest) - 0.5, max(each.max(initial=0), widest) + 0.5
+    low, high = 100 * points.low.min(), 100 * points.high.max()  # NaN without intervals: ignored by min and max
+    widest = 100 * points.tolerance.max()
+    floor = min(max(np.nanmin([each.min(initial=0), low]), -8), -widest)
+    top = max(each.max(initial=0), min(np.nanmax([0, high]), 8), widest)
+    return floor - 0.5, top + 0.5
 
 
 def changes_panel(ax, frame: pd.DataFrame, x: str, colour, floor: float) -> None:
-    """Changes in points (`change`, per seed `changes`) along x; a mean beyond `floor` sits on it
-    as ▼."""
-    shown = frame.assign(change=100 * frame.change)
-    accuracy_points(ax, shown[shown.change >= floor], x, "change", colour, "", "changes", scale=100)
+    """Changes in points (`change`, per seed `changes`) along x, each mean with its seed interval
+    (`low`–`high`) as a bar; a mean beyond `floor` sits on it as ▼."""
+    shown = frame.assign(change=100 * frame.change, low=100 * frame.low, high=100 * frame.high)
+    inside = shown[shown.change >= floor]
+    accuracy_points(ax, inside, x, "change", colour, "", "changes", scale=100)
+    ax.errorbar(inside[x], inside.change, yerr=[inside.change - inside.low, inside.high - inside.change], fmt="none",
+                ecolor=colour, elinewidth=1, capsize=2.5, gid="interval")
     below = shown[shown.change < floor]
     if len(below):  # an empty unclipped line would still claim the figure's corner in the layout
         ax.plot(below[x], [floor] * len(below), "v", color=colour, ms=7, clip_on=False, gid="below")
@@ -522,7 +533,13 @@ def rule_handles(colours: dict, name, tolerance) -> list:
     `tolerance` it is judged by."""
     return [*(Line2D([], [], color=colour, marker="o", lw=1.6, label=name(level)) for level, colour in colours.items()),
             Line2D([], [], color="0.2", lw=0.7, alpha=0.55, label="each seed"),
-            Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="rule broken"), tolerance]
+            Line2D([], [], color="0.2", marker="o", ls="none", label="holds: interval within"),
+            Line2D([], [], color="0.2", marker="o", mfc="white", ls="none", label="breaks: interval beyond"),
+            Line2D([], [], color="0.2", marker="o", fillstyle="left", mfcalt="white", ls="none",
+                   label="the seeds cannot tell"),
+            Line2D([], [], color="0.2", marker="o", ms=2.5, ls="none", label="not judged: under-trained"),
+            Line2D([], [], color="0.2", marker="|", ms=9, ls="none", label=f"{scaling.LEVEL:.0%} interval over seeds"),
+            tolerance]
 
 
 def seeds_title(frame: pd.DataFrame) -> str:
@@ -540,7 +557,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     left, right = figure.subplots(1, 2)
     ratios = sorted(points.ratio.unique())
     colour = ordered_colours(ratios)
-    floor, top = change_range(points.changes, points.tolerance)
+    floor, top = change_range(points)
     for ratio in ratios:
         line = points[points.ratio == ratio]
         accuracy_points(left, line, "m", "test", colour[ratio], f"η/m = {ratio:.3g}", "by_seed")
@@ -553,7 +570,7 @@ def linear_scaling(points: pd.DataFrame, n: int, epochs: int) -> Figure:
     left.set_ylabel(f"final {short_label(TEST_ACCURACY)}")
     left.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
     right.set_ylabel("change in test accuracy from the\nline's smallest m (points)")
-    tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="tolerance: a seed below it breaks")
+    tolerance = Line2D([], [], color="0.2", ls="--", lw=1, label="−tolerance: an interval below it breaks")
     handles = rule_handles(colour, lambda ratio: f"η/m = {ratio:.3g}", tolerance)
     n_diverged = int(points.diverged.sum())
     handles += [diverged_handle(n_diverged)] if n_diverged else []
@@ -573,12 +590,12 @@ def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Fi
     colour = ordered_colours(sizes)
     figure = Figure(figsize=(2.9 * len(batches) + 2.2, 6.4), layout="constrained")
     axes = figure.subplots(2, len(batches), sharex=True, sharey="row", squeeze=False)
-    floor, top = change_range(changes.changes, changes.tolerance)
-    broken = {(c.m, c.noise_scale) for c in changes.itertuples() if not c.holds}  # where a size parts from the largest
+    floor, top = change_range(changes)
+    verdicts = changes.groupby(["m", "noise_scale"]).verdict.agg(scaling.overall)  # the largest n's point: its comparison
     for (above, below), m in zip(axes.T, batches):
         for n in sizes:
             line = configs[(configs.m == m) & (configs.train_size == n)].sort_values("noise_scale")
-            line = line.assign(holds=[(m, g) not in broken for g in line.noise_scale])
+            line = line.assign(verdict=[verdicts.get((m, g), scaling.NOT_JUDGED) for g in line.noise_scale])
             accuracy_points(above, line, "noise_scale", "test", colour[n], f"n = {n:,}", "by_seed")
             changed = changes[(changes.m == m) & (changes.train_size == n)].sort_values("noise_scale")
             if len(changed):
@@ -600,4 +617,48 @@ def noise_scale(configs: pd.DataFrame, changes: pd.DataFrame, epochs: int) -> Fi
     figure.legend(handles=handles, loc="outside right center", title="training set size")
     suptitle(figure, f"Equal noise scale: test accuracy vs g = η·n/m at the same m, for each training set size n "
                      f"({epochs} epochs; {seeds_title(configs)})")
+    return figure
+
+
+def noise_measured(found: summary.Study) -> list[summary.Target]:
+    """The targets on whose way a run of a best configuration measured B_simple."""
+    return [target for target in found.targets if len(found.noise_scales[target])]
+
+
+@themed
+def gradient_noise_scale(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
+    """The gradient noise scale B_simple against the fraction of the updates to each target (a
+    panel per target where it was measured), a line per batch size at its best η: the geometric
+    mean over seeds of each seed's median estimate in twelfths of the way (gradient_noise.along),
+    the band spanning the seeds; dotted: the thirds the report reads B_simple in; dashed: B_crit
+    for that target where it is measured, its interval shaded (summary.critical_batch_estimate)."""
+    found = found or summary.study(runs)
+    measured = noise_measured(found)
+    figure, axes = grid(len(measured), sharex=True, sharey=True)
+    batches = batch_sizes(pd.concat([found.noise_scales[t].batch_size for t in measured]))
+    colour = ordered_colours(batches)
+    for ax, target in zip(axes, measured):
+        points = gradient_noise.along(found.noise_scales[target])
+        for batch_size in batches:
+            line = points[points.batch_size == batch_size].sort_values("fraction")
+            ax.fill_between(line.fraction, line.lowest, line.highest, color=colour[batch_size], alpha=0.2, lw=0, gid="seeds")
+            ax.plot(line.fraction, line.b_simple, color=colour[batch_size], lw=1.6, marker="o", ms=3, gid="mean",
+                    label=batch_label(batch_size))
+        for third in (1 / 3, 2 / 3):
+            ax.axvline(third, color="0.6", ls=":", lw=1)
+        b_crit = found.critical_batches[target]
+        if b_crit:
+            ax.axhline(b_crit.value, color="darkorange", ls="--", lw=1.2, gid="b-crit", label="B_crit (fit of the updates)")
+            if b_crit.has_interval:
+                ax.axhspan(b_crit.low, b_crit.high, color="darkorange", alpha=0.12, lw=0, gid="b-crit-interval",
+                           label=f"B_crit's {uncertainty.LEVEL:.0%} interval")
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of the updates to the target")
+        ax.set_ylabel("B_simple (inputs)")
+        ax.set_title(target.describe())
+    handles = {text: handle for ax in axes for handle, text in zip(*ax.get_legend_handles_labels())}
+    figure.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=8)
+    seeds = seeds_note(found.table).split(",")[0]
+    suptitle(figure, f"B_simple on the way to each target, each m at its best η ({seeds}: geometric mean; band: range)")
     return figure

@@ -28,7 +28,7 @@ import pandas as pd
 
 from harness import names
 
-from . import answers, conditions, embed, figures, scaling, summary, uncertainty
+from . import answers, conditions, embed, figures, gradient_noise, scaling, summary, uncertainty
 from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
 from .uncertainty import rounded, significant
@@ -152,14 +152,33 @@ def configs_text(table: pd.DataFrame, outcome: str) -> list[str]:
 
 
 def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> str:
-    """B_simple on the way to the target, against the B_crit measured from updates ('' unmeasured)."""
-    noise = found.noise_scales[target]
-    if noise.empty:
+    """B_simple in the last third of the way to the target, per batch size, against the B_crit
+    measured from updates ('' unmeasured)."""
+    estimates = found.noise_scales[target]
+    if estimates.empty:
         return ""
-    low, mid, high = noise.quantile([0.25, 0.5, 0.75])
-    return (f" The gradient noise scale B_simple on the way there (median over the second half of the updates to it, "
-            f"{count(len(noise), 'run')} at their best η) is {mid:.3g} (middle half {low:.3g}–{high:.3g}), "
-            f"{mid / b_crit:.2g}× the measured B_crit.")
+    last = gradient_noise.per_batch_size(estimates)
+    last = last[last.stage == gradient_noise.STAGES[-1]]
+    each = "; ".join(f"{batch_label(r.batch_size)}: {number(r.b_simple)}"
+                     + (f" [{number(r.low)}–{number(r.high)}]" if pd.notna(r.low) else " (one seed)")
+                     for r in last.itertuples())
+    return (f" The gradient noise scale B_simple in the last third of the way there, where McCandlish et al. compare it "
+            f"with B_crit (each batch size at its best η; geometric mean over seeds [{scaling.LEVEL:.0%} interval]): "
+            f"{each}; that is {span(last.b_simple / b_crit)}× B_crit.")
+
+
+def gradient_noise_table(found: summary.Study) -> pd.DataFrame:
+    """B_simple per target, batch size and third of the way to the target (gradient_noise)."""
+    rows = []
+    for target in figures.noise_measured(found):
+        table = gradient_noise.per_batch_size(found.noise_scales[target])
+        for batch_size, stages in table.groupby("batch_size", sort=False):
+            row = {"target": target.describe(), "batch size": batch_label(batch_size), "seeds": stages.seeds.max()}
+            row.update({f"B_simple, {r.stage}": number(r.b_simple) + (f" [{number(r.low)}–{number(r.high)}]"
+                                                                       if pd.notna(r.low) else "")
+                        for r in stages.itertuples()})
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def lr_text(value: float) -> str:
@@ -485,51 +504,133 @@ def tolerance_text(tolerances: pd.Series, accuracies: pd.Series, test_sizes: pd.
             f"and at least {100 * scaling.MIN_EQUAL:g} point")
 
 
-def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int) -> str:
+def interval_text(change: float, low: float, high: float) -> str:
+    """'−0.4 points [−1.2, +0.3]': a mean change and its seed interval (scaling.seed_interval)."""
+    text = accuracy_change(change)
+    if pd.isna(low):
+        return text
+    return f"{text} [{accuracy_change(low).removesuffix(' points')}, {accuracy_change(high).removesuffix(' points')}]"
+
+
+def needed_text(seeds: float) -> str:
+    """How many seeds might decide an undecided verdict (scaling.seeds_needed)."""
+    return (f"more than {scaling.MAX_SEEDS} seeds would be needed" if seeds == float("inf")
+            else f"about {seeds:.0f} seeds might decide")
+
+
+def verdict_rule(seeds: int, two_sided: bool, reference: str) -> str:
+    """How a verdict is reached, for the answer: against `reference`, below the tolerance only
+    unless `two_sided`."""
+    inside, outside = ("within ±", "entirely outside it") if two_sided else ("above −", "entirely below it")
+    return (f"a rule holds where the {scaling.LEVEL:.0%} interval over the {seeds} seeds of each seed's change from its own "
+            f"at {reference} lies {inside}tolerance, breaks where it lies {outside}, and otherwise the seeds cannot tell; "
+            "tolerance")
+
+
+def break_text(line) -> str:
+    """Where a line (a row of scaling.lines) first breaks: 'η = 8: final test accuracy 90.0%,
+    −5.0 points [−6.1, −3.9]; per seed −5.0 and −5.0', or that a seed diverged."""
+    if line.break_diverged:
+        return f"η = {line.break_lr:g}: a seed diverged"
+    return (f"η = {line.break_lr:g}: final test accuracy {percent(line.break_test)}, "
+            f"{interval_text(line.break_change, line.break_low, line.break_high)}; per seed {seeds_text(line.break_changes)}")
+
+
+def linear_scaling_text(points: pd.DataFrame, n: int, epochs: int, best: float) -> str:
     """The answer for linear scaling: along the line from the best η at the smallest m (by
-    validation accuracy), up to which m the test accuracy is kept and where it breaks; then over
-    every line."""
+    validation accuracy), where the seeds show the test accuracy kept, where they show it broken
+    and where they cannot tell; then over every line. `best`: the highest mean test accuracy on
+    the training set, which a line's reference must be within the tolerance of to be judged."""
     found = scaling.lines(points)
     starts = found[found.m == found.m.min()]
     base = starts.loc[starts.validation.idxmax()]
-    if pd.isna(base.breaks):
-        where = f"up to m = {base.holds_to:g}, the largest on that line"
-    else:
-        what = "a seed diverged" if base.break_diverged else (f"final test accuracy {percent(base.break_test)}, "
-                                                                f"{accuracy_change(base.break_change)}; per seed "
-                                                                f"{seeds_text(base.break_changes)}")
-        where = f"up to m = {base.holds_to:g} and breaks at m = {base.breaks:g} (η = {base.break_lr:g}: {what})"
-    broken = found[found.breaks.notna()]
-    overall = (f"Over all {count(len(found), 'line')} of constant η/m crossing {scaling.MIN_LINE} or more batch sizes "
-               f"(starting at m = {span(found.m, lambda v: f'{v:g}')}): {len(found) - len(broken)} hold to their largest m"
-               + (f", {len(broken)} break, first at m = {span(broken.breaks, lambda v: f'{v:g}')} with η = "
-                  f"{span(broken.break_lr, lambda v: f'{v:g}')}" if len(broken) else "")
-               + f"; where they hold, no seed falls more than {100 * found.held_fall.max():.1f} points "
-               f"(each line's tolerance: {span(100 * found.tolerance, lambda v: f'{v:.1f}')} points).")
     kept = tolerance_text(pd.Series([base.tolerance]), pd.Series([base.test]), pd.Series([base.test_size]))
-    return (f"**Linear scaling** (η ∝ m, Goyal et al. 2017; n = {n:,}, {epochs} epochs): from the best η at m = {base.m:g} "
+    head = (f"**Linear scaling** (η ∝ m, Goyal et al. 2017; n = {n:,}, {epochs} epochs): from the best η at m = {base.m:g} "
             f"by validation accuracy (η = {base.lr:g}, η/m = {base.ratio:.3g}; final test accuracy {percent(base.test)}), "
-            f"multiplying η by the factor that multiplies m keeps the final test accuracy (no seed falls further than "
-            f"the tolerance below its own at m = {base.m:g}: {kept}) {where}. {overall}")
+            "multiplying η by the factor that multiplies m")
+    line = points[points.ratio == base.ratio].iloc[1:]
+    if not base.judged:
+        margin = scaling.tolerance_at(best, base.test_size)
+        head += (f" is not judged: its smallest m is under-trained (more than the tolerance, "
+                 f"{tolerance_text(pd.Series([margin]), pd.Series([best]), pd.Series([base.test_size]))}, below the best "
+                 f"configuration's {percent(best)}).")
+    elif base.seeds < 2:
+        inside = line[line.within]
+        head += (f" cannot be judged from one seed, which gives no interval. Single-seed observation, not a verdict: "
+                 f"within the tolerance below m = {base.m:g} ({kept}) at "
+                 + (f"m = {', '.join(f'{m:g}' for m in inside.m)}" if len(inside) else "no larger m")
+                 + f" of {', '.join(f'{m:g}' for m in line.m)}.")
+    else:
+        parts = [f"keeps the final test accuracy up to m = {base.holds_to:g}" if base.holds_to > base.m
+                 else f"is not shown to keep the final test accuracy at any m above {base.m:g}"]
+        if base.holds_at and base.holds_at[-1] > base.holds_to:
+            parts.append(f"holds also at m = {', '.join(f'{m:g}' for m in base.holds_at if m > base.holds_to)}")
+        if base.undecided_at:
+            parts.append(f"the seeds cannot tell at m = {', '.join(f'{m:g}' for m in base.undecided_at)} "
+                         f"({needed_text(base.seeds_needed)})")
+        if pd.notna(base.breaks):
+            parts.append(f"breaks at m = {base.breaks:g} ({break_text(base)})")
+        head += f" {'; '.join(parts)} ({verdict_rule(base.seeds, False, f'm = {base.m:g}')} {kept})."
+    return f"{head} {lines_overall(found, best)}"
+
+
+def lines_overall(found: pd.DataFrame, best: float) -> str:
+    """The verdicts over every line of constant η/m (scaling.lines)."""
+    judged = found[found.judged]
+    text = (f"Over all {count(len(found), 'line')} of constant η/m crossing {scaling.MIN_LINE} or more batch sizes "
+            f"(starting at m = {span(found.m, lambda v: f'{v:g}')}):")
+    if len(found) > len(judged):
+        ratios = ", ".join(f"{r:.3g}" for r in found.ratio[~found.judged])
+        text += (f" {len(found) - len(judged)} not judged, their smallest m under-trained (more than the tolerance below "
+                 f"the best configuration's {percent(best)}; η/m = {ratios});")
+    if judged.empty:
+        return text + " none is left to judge."
+    if judged.seeds.max() < 2:
+        return text + f" the {count(len(judged), 'line')} with a trained smallest m cannot be judged from one seed."
+    broken, undecided = judged[judged.breaks.notna()], judged[judged.undecided_at.map(len) > 0]
+    whole = judged[judged.holds_to == judged.largest_m]
+    text += f" of the {len(judged)} judged, {len(whole)} hold to their largest m"
+    if len(broken):
+        text += (f", {len(broken)} break, first at m = {span(broken.breaks, lambda v: f'{v:g}')} with η = "
+                 f"{span(broken.break_lr, lambda v: f'{v:g}')}")
+    if len(undecided):
+        text += (f", {len(undecided)} have batch sizes where {judged.seeds.min()} seeds cannot tell "
+                 f"({needed_text(undecided.seeds_needed.max())} at the hardest)")
+    return text + f" (each line's tolerance: {span((100 * judged.tolerance).round(1), lambda v: f'{v:.1f}')} points)."
 
 
 def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: int) -> str:
     """The answer for equal noise scale: in how many comparisons across training set sizes (same
-    m, same g) the test accuracy is equal, at which g; how far apart they are elsewhere, which
-    size is ahead, and the η of the far-apart ones; the best g of each size."""
+    m, same g) the seeds show equal test accuracy, at which g, in how many they show it parted and
+    in how many they cannot tell; how far apart the parted ones are, which size is ahead, and the
+    η of the far-apart ones; the best g of each size."""
     sizes = sorted(configs.train_size.unique())
-    equal, apart = comparisons[comparisons.holds], comparisons[~comparisons.holds]
-    if len(equal):
-        top = equal.iloc[-1]
-        held = (f"in {len(equal)} of the {len(comparisons)} comparisons, at g = {span(equal.noise_scale)} (the largest: "
-                f"g = {number(top.noise_scale)} at m = {top.m:g})")
+    judged = comparisons[comparisons.judged]
+    equal, apart = judged[judged.verdict == scaling.HOLDS], judged[judged.verdict == scaling.BREAKS]
+    undecided = judged[judged.verdict == scaling.UNDECIDED]
+    stated = judged if len(judged) else comparisons
+    within = tolerance_text(stated.tolerance, stated.reference.map(lambda c: c.test),
+                            stated.reference.map(lambda c: c.test_size))
+    line = (f"**Equal noise scale** (g = η·n/m, Smith & Le 2018; {epochs} epochs): at the same m and the same g, "
+            f"training sets of n = {sizes_text(sizes)} inputs")
+    if judged.empty:
+        line += " are not compared:"
+    elif judged.seeds.max() < 2:
+        observed = sum(changes_within(configs, judged))
+        line += (f" cannot be judged from one seed, which gives no interval. Single-seed observation, not a verdict: "
+                 f"within the tolerance of each other ({within}) in {observed} of the {len(judged)} comparisons.")
     else:
-        held = f"in none of the {len(comparisons)} comparisons"
-    within = tolerance_text(comparisons.tolerance, comparisons.reference.map(lambda c: c.test),
-                            comparisons.reference.map(lambda c: c.test_size))
-    lines = [f"**Equal noise scale** (g = η·n/m, Smith & Le 2018; {epochs} epochs): at the same m and the same g, "
-             f"training sets of n = {sizes_text(sizes)} inputs reach equal final test accuracy (on every seed, within "
-             f"the tolerance of each other: {within}) {held}."]
+        held = (f"in {len(equal)} of the {len(judged)} judged comparisons, at g = {span(equal.noise_scale)} (the largest: "
+                f"g = {number(equal.iloc[-1].noise_scale)} at m = {equal.iloc[-1].m:g})" if len(equal)
+                else f"in none of the {len(judged)} judged comparisons")
+        line += (f" reach equal final test accuracy {held}; they part in {len(apart)}"
+                 + (f", and {judged.seeds.min()} seeds cannot tell in {len(undecided)} "
+                    f"({needed_text(undecided.seeds_needed.max())} at the hardest)" if len(undecided) else "")
+                 + f" ({verdict_rule(judged.seeds.min(), True, f'n = {max(sizes):,}')} {within}).")
+    if len(comparisons) > len(judged):
+        line += (f" {count(len(comparisons) - len(judged), 'comparison')} not judged, every configuration in each "
+                 "under-trained (more than the tolerance below the best configuration on its training set).")
+    lines = [line]
     if len(apart):
         low, mid, high = 100 * apart.gap.quantile([0.25, 0.5, 0.75])
         ahead = int((apart.highest.map(lambda c: c.train_size) == max(sizes)).sum())
@@ -552,28 +653,43 @@ def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: i
     return " ".join(lines)
 
 
+def changes_within(configs: pd.DataFrame, comparisons: pd.DataFrame) -> list[bool]:
+    """Per comparison: whether every size's mean change from the largest n lies within the tolerance."""
+    changes = scaling.size_changes(configs, comparisons)
+    return [bool(changes[(changes.noise_scale == c.noise_scale) & (changes.m == c.m)].within.all())
+            for c in comparisons.itertuples()]
+
+
 def linear_scaling_table(points: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for line in scaling.lines(points).itertuples():
-        broken = "—" if pd.isna(line.breaks) else (f"m = {line.breaks:g}, η = {line.break_lr:g}: "
-                                                   + ("a seed diverged" if line.break_diverged else
-                                                      f"{percent(line.break_test)} ({accuracy_change(line.break_change)}; "
-                                                      f"per seed {seeds_text(line.break_changes)})"))
+        listed = lambda ms: ", ".join(f"{m:g}" for m in ms) or "—"  # noqa: E731
+        broken = "—" if pd.isna(line.breaks) else f"m = {line.breaks:g}, {break_text(line)}"
+        verdicts = ({"holds at m": listed(line.holds_at), "cannot tell at m": listed(line.undecided_at)
+                     + (f" ({needed_text(line.seeds_needed)})" if line.undecided_at and line.seeds > 1 else ""),
+                     "breaks first at (final test accuracy, change [interval])": broken} if line.judged else
+                    {"holds at m": "not judged: smallest m under-trained", "cannot tell at m": "—",
+                     "breaks first at (final test accuracy, change [interval])": "—"})
         rows.append({"η/m": f"{line.ratio:g}", "from": f"m = {line.m:g}, η = {line.lr:g}",
                      "final test accuracy there": percent(line.test), "tolerance": f"{100 * line.tolerance:.1f} points",
-                     "kept up to": f"m = {line.holds_to:g}",
-                     "breaks at (final test accuracy)": broken, "largest m": f"{line.largest_m:g}"})
+                     "seeds": line.seeds, **verdicts, "largest m": f"{line.largest_m:g}"})
     return pd.DataFrame(rows)
 
 
-def noise_scale_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+def noise_scale_table(configs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    changes = scaling.size_changes(configs, comparisons)
     rows = []
     for c in comparisons.itertuples():
+        mine = changes[(changes.noise_scale == c.noise_scale) & (changes.m == c.m)]
+        verdict = (c.verdict + (f" ({needed_text(c.seeds_needed)})" if c.verdict == scaling.UNDECIDED and c.seeds > 1
+                                else " (one seed: no interval)" if c.seeds < 2 and c.judged else "")
+                   if c.judged else "not judged: every configuration under-trained")
         rows.append({"g": number(c.noise_scale), "m": f"{c.m:g}", "n compared": sizes_text(c.sizes),
                      "lowest final test accuracy": f"{percent(c.lowest.test)} (n = {c.lowest.train_size:,}, η = {c.lowest.lr:g})",
                      "highest": f"{percent(c.highest.test)} (n = {c.highest.train_size:,}, η = {c.highest.lr:g})",
-                     "tolerance": f"{100 * c.tolerance:.1f} points",
-                     "equal": "yes" if c.holds else "no" if c.learned else "no; did not learn on every seed"})
+                     f"change from n = {max(c.sizes):,} [interval]": "; ".join(
+                         f"n = {d.train_size:,}: {interval_text(d.change, d.low, d.high)}" for d in mine.itertuples()),
+                     "tolerance": f"{100 * c.tolerance:.1f} points", "equal": verdict})
     return pd.DataFrame(rows)
 
 
@@ -588,38 +704,41 @@ class Rules:
     def answer(self) -> list[str]:
         lines = []
         if len(self.linear):
-            lines.append(linear_scaling_text(self.linear, int(self.configs.train_size.max()), self.epochs))
+            n = int(self.configs.train_size.max())
+            lines.append(linear_scaling_text(self.linear, n, self.epochs, scaling.best_tests(self.configs)[n]))
         if len(self.noise):
             lines.append(noise_scale_text(self.configs, self.noise, self.epochs))
         return lines
 
     def sections(self) -> list[Section]:
         found = []
-        if len(self.linear):
+        interval = (f"Bars: the {scaling.LEVEL:.0%} interval over seeds of the mean change; filled: the rule holds (the "
+                    "interval within the tolerance), hollow: it breaks (entirely beyond it, or a seed diverged), half: the "
+                    "seeds cannot tell; small dot: not judged, as under-trained.")
+        if len(self.linear) and self.linear.judged.any():
             found.append(Section("linear_scaling", "Linear scaling (Goyal et al. 2017): final test accuracy vs mini-batch "
-                                                   "size m along each line of constant η/m, on the largest training set; "
-                                                   "left as measured, right as the change from the line's smallest m "
+                                                   "size m along each judged line of constant η/m, on the largest training "
+                                                   "set; left as measured, right as the change from the line's smallest m "
                                                    "seed by seed (dashed, in the line's colour: its tolerance, the fall "
                                                    "its test set can resolve; a rise is no break). Thick: mean over seeds; "
                                                    "thin: each seed, which starts from the same weights at every m and η. "
-                                                   "Only lines whose smallest m learned on every seed. Hollow: a seed fell "
-                                                   "further than the tolerance below the line's smallest m, or diverged.",
+                                                   "Only lines whose smallest m learned on every seed and is not "
+                                                   f"under-trained. {interval}",
                                  table=linear_scaling_table(self.linear)))
         if len(self.noise):
             found.append(Section("noise_scale", "Equal noise scale (Smith & Le 2018): final test accuracy vs g = η·n/m, a "
                                                 "column per mini-batch size, a colour per training set size n; top as "
                                                 "measured, bottom as the change from the largest n at the same m and g, "
-                                                "seed by seed (grey: within the tolerance the test set can resolve at the "
-                                                "largest n's test accuracy). Thick: mean over seeds; thin: each "
-                                                "seed, which starts from the same weights on every n. Hollow: not equal to "
-                                                "the largest n.",
-                                 table=noise_scale_table(self.noise)))
+                                                "seed by seed (grey band: within the tolerance the test set can resolve at "
+                                                "the largest n's test accuracy). Thick: mean over seeds; thin: each "
+                                                f"seed, which starts from the same weights on every n. {interval}",
+                                 table=noise_scale_table(self.configs, self.noise)))
         return found
 
     def draw(self, section: Section):
         """The figure of one of `sections`."""
         if section.name == "linear_scaling":
-            return figures.linear_scaling(self.linear, int(self.configs.train_size.max()), self.epochs)
+            return figures.linear_scaling(self.linear[self.linear.judged], int(self.configs.train_size.max()), self.epochs)
         return figures.noise_scale(self.configs, scaling.size_changes(self.configs, self.noise), self.epochs)
 
 
@@ -663,6 +782,13 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
                                                    "seeds; hollow triangles: seeds that had not reached it by that update "
                                                    "(censored); hollow squares: a seed met it at its first measurement, so the count is only an "
                                                    "upper bound; dashed: perfect scaling, slope −1 (Shallue et al. 2018)."))
+    if figures.noise_measured(found):
+        sections.append(Section("gradient_noise", "Gradient noise scale B_simple against the fraction of the updates to "
+                                                  "each target, each batch size at its best η: a seed's median estimate "
+                                                  f"in each twelfth of its way; line: geometric mean over seeds, band: "
+                                                  "their range; dashed: B_crit where measured. The table reads it in "
+                                                  "thirds of the way, with the interval over seeds.",
+                                table=gradient_noise_table(found)))
     sections += judged.sections()
     draw = {
         "convergence": lambda: figures.convergence(runs),
@@ -671,6 +797,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
         "heatmaps": lambda: figures.heatmaps(runs, found),
         "final_vs_lr": lambda: figures.final_vs_lr(runs, found),
         "steps_to_target": lambda: figures.steps_to_target(runs, found),
+        "gradient_noise": lambda: figures.gradient_noise_scale(runs, found),
     }
     for section in sections:
         figure = draw[section.name]() if section.name in draw else judged.draw(section)

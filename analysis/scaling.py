@@ -9,15 +9,23 @@ accuracy at equal epochs, the comparison both papers make:
   the same m and the same g (η ∝ 1/n).
 
 A seed gives the same initial weights to every configuration (whatever m, η or n), and two seeds'
-networks can end several points apart for good, so configurations are compared seed by seed,
-against a reference configuration (the line's smallest m; the largest n), within the `tolerance`
-its test set can resolve at the reference's test accuracy. Linear scaling promises to keep the
-accuracy, so a point breaks it only where some seed falls more than the tolerance below its own
-at the reference: a rise is not a break. Equal noise scale is judged both ways, as Smith & Le
-claim equal accuracy, not accuracy kept: a smaller training set ahead at the same g contradicts
-the claim as much as one behind. A diverged seed breaks a rule wherever it occurs. A comparison
-counts only where a configuration in it learned on every seed (summary.finals): runs that all
-stalled at chance agree, and say nothing.
+networks can end several points apart for good, so a configuration is compared with its reference
+(the line's smallest m; the largest n) seed by seed: each seed's change from its own reference.
+Two sources of noise decide a verdict. The test set: a change smaller than the `tolerance` it can
+resolve at the reference's test accuracy is no change. The seeds: their changes scatter, and their
+mean is known only to within `seed_interval`, a Student-t interval over seeds. A rule holds at a
+point only when the whole seed interval lies within the tolerance, breaks only when it lies
+entirely beyond it, and otherwise the seeds cannot tell (`seeds_needed` says how many might); one
+seed gives no interval, so no verdict. Linear scaling promises to keep the accuracy, so only a fall
+counts (a rise is no break); equal noise scale is judged both ways, as Smith & Le claim equal
+accuracy: a smaller training set ahead at the same g contradicts the claim as much as one behind.
+A diverged seed breaks a rule wherever it occurs.
+
+A comparison says something only between trained networks: runs that all stalled at chance agree,
+and a reference far below what the sweep reaches has a wide tolerance and little to keep. So a line
+is judged only where its reference learned on every seed (summary.finals) and is `trained`: within
+the tolerance of the best configuration on its training set; a comparison across n only where one
+of its configurations is.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import summary
 from .summary import ACCURACY, LEARNED_OUTCOME, TEST_ACCURACY
@@ -34,6 +43,9 @@ STANDARD_ERRORS = 3  # a rule is judged at many points and seeds: two standard e
 MIN_EQUAL = 0.01  # one point of test accuracy: no smaller change is called one, however large the test set
 SLACK = 1e-9  # accuracies are exact fractions; their differences are not
 MIN_LINE = 3  # batch sizes a line of constant η/m needs before it can show where the rule breaks
+LEVEL = 0.95  # confidence of the interval over seeds
+MAX_SEEDS = 100  # seeds_needed looks no further
+HOLDS, BREAKS, UNDECIDED, NOT_JUDGED = "holds", "breaks", "cannot tell", "not judged"
 
 
 def key(value: float) -> float:
@@ -53,7 +65,8 @@ def configurations(table: pd.DataFrame, sizes: pd.Series, tests: pd.Series) -> p
     `sizes` (summary.train_sizes) and their number of test inputs `tests` (test_sizes): m as a
     number, η/m as `ratio`, `noise_scale` g = η·n/m, the final test accuracy's mean over seeds
     `test` and `by_seed` (seed: final test accuracy, NaN where it diverged), `test_size`, the mean
-    final validation accuracy, `seeds`, whether every seed `learned`, and how many `diverged`."""
+    final validation accuracy, `seeds`, whether every seed `learned`, how many `diverged`, and
+    whether it is `trained` (within the tolerance of the best configuration on its n)."""
     runs = table.assign(train_size=table.run_id.map(sizes), test_size=table.run_id.map(tests))
     rows = []
     for (n, batch_size, lr), group in runs.groupby(["train_size", "batch_size", "lr"]):
@@ -64,7 +77,8 @@ def configurations(table: pd.DataFrame, sizes: pd.Series, tests: pd.Series) -> p
                      "test_size": group.test_size.max(),
                      "validation": group[f"final_{ACCURACY}"].mean(), "seeds": len(group),
                      "learned": bool((group.outcome == LEARNED_OUTCOME).all()), "diverged": int(group.diverged.sum())})
-    return pd.DataFrame(rows)
+    configs = pd.DataFrame(rows)
+    return configs.assign(trained=trained(configs)) if len(configs) else configs
 
 
 def difference_error(accuracy: float, test_size: float) -> float:
@@ -76,32 +90,78 @@ def difference_error(accuracy: float, test_size: float) -> float:
 
 def tolerance(reference) -> float:
     """The largest change from `reference` (a row of `configurations`) that its test set cannot
-    resolve: STANDARD_ERRORS standard errors of a difference at its mean test accuracy, and never
-    below MIN_EQUAL; MIN_EQUAL where the runs do not record their test set's size."""
-    if pd.isna(reference.test_size):
+    resolve (tolerance_at its mean test accuracy)."""
+    return tolerance_at(reference.test, reference.test_size)
+
+
+def tolerance_at(accuracy: float, test_size: float) -> float:
+    """STANDARD_ERRORS standard errors of a difference of two test accuracies near `accuracy` on
+    `test_size` inputs, and never below MIN_EQUAL; MIN_EQUAL where the runs do not record their
+    test set's size."""
+    if pd.isna(test_size):
         return MIN_EQUAL
-    return max(MIN_EQUAL, STANDARD_ERRORS * difference_error(reference.test, reference.test_size))
+    return max(MIN_EQUAL, STANDARD_ERRORS * difference_error(accuracy, test_size))
 
 
-def seed_values(configs) -> np.ndarray:
-    """The final test accuracies of `configs` on every seed they share: a row per seed."""
-    seeds = set.intersection(*(set(c.by_seed) for c in configs))
-    return np.array([[c.by_seed[seed] for c in configs] for seed in sorted(seeds)], dtype=float).reshape(-1, len(configs))
+def best_tests(configs: pd.DataFrame) -> pd.Series:
+    """Per training set size: the highest mean test accuracy of a configuration whose every seed
+    learned (NaN where none did)."""
+    return configs.test.where(configs.learned).groupby(configs.train_size).max()
 
 
-def equal(configs, within: float) -> bool:
-    """Whether `configs` (rows of `configurations`) reach equal test accuracy: on every seed they
-    share, `within` of each other, none diverged."""
-    values = seed_values(configs)
-    return bool(len(values)) and bool(np.isfinite(values).all()) and bool((np.ptp(values, axis=1) <= within + SLACK).all())
+def trained(configs: pd.DataFrame) -> pd.Series:
+    """Whether each configuration ends within the tolerance (taken at the best's accuracy) of the
+    best configuration on its training set (best_tests): one further below is under-trained, and
+    what it keeps or matches is not what the rules are about."""
+    best = configs.train_size.map(best_tests(configs))
+    margins = [tolerance_at(b, size) for b, size in zip(best, configs.test_size)]
+    return (best - configs.test <= np.array(margins) + SLACK) & configs.learned
 
 
-def kept(reference, config, within: float) -> bool:
-    """Whether `config` keeps the test accuracy of `reference`: on every seed they share, no more
-    than `within` below it, none diverged."""
-    values = seed_values([reference, config])
-    return (bool(len(values)) and bool(np.isfinite(values).all())
-            and bool((values[:, 1] - values[:, 0] >= -within - SLACK).all()))
+def seed_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): the Student-t interval at `level` of the mean of `values`, one per seed;
+    low and high are NaN with fewer than two values, which give no interval."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if len(values) else np.nan
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def seeds_needed(spread: float, margin: float, level: float = LEVEL) -> float:
+    """The fewest seeds whose interval (seed_interval) would be narrower on each side than
+    `margin`, if the seeds' changes kept their standard deviation `spread` and their mean: the
+    half-width t·spread/sqrt(k) shrinks as 1/sqrt(k). inf beyond MAX_SEEDS, or where the mean sits
+    on the tolerance (`margin` 0)."""
+    for k in range(2, MAX_SEEDS + 1):
+        if stats.t.ppf((1 + level) / 2, k - 1) * spread / math.sqrt(k) < margin:
+            return float(k)
+    return math.inf
+
+
+def judge(changes: dict, within: float, two_sided: bool) -> dict:
+    """The verdict on a point from its seeds' `changes` ({seed: change from its own reference})
+    against the tolerance `within`: `change` (their mean), the seed interval `low`–`high`,
+    `verdict` (HOLDS: the interval within the tolerance, below it only for a one-sided rule;
+    BREAKS: entirely beyond it, or a seed diverged; else UNDECIDED, always so with one seed),
+    `seeds_needed` to decide an undecided point with two or more seeds (NaN otherwise), and
+    `within`, whether the mean change alone lies within the tolerance: with one seed, a
+    single-seed observation, not a verdict."""
+    values = np.array([changes[seed] for seed in sorted(changes)], dtype=float)
+    mean, low, high = seed_interval(values)
+    found = {"change": mean, "low": low, "high": high, "seeds_needed": np.nan,
+             "within": bool(-within - SLACK <= mean and (mean <= within + SLACK or not two_sided))}
+    if not np.isfinite(values).all():
+        return {**found, "verdict": BREAKS}
+    if len(values) < 2:
+        return {**found, "verdict": UNDECIDED}
+    inside = low >= -within - SLACK and (high <= within + SLACK or not two_sided)
+    beyond = high < -within - SLACK or (two_sided and low > within + SLACK)
+    if inside or beyond:
+        return {**found, "verdict": HOLDS if inside else BREAKS}
+    margin = abs(abs(mean) - within) if two_sided else abs(mean + within)
+    return {**found, "verdict": UNDECIDED, "seeds_needed": seeds_needed(values.std(ddof=1), margin)}
 
 
 def seed_changes(config, reference) -> dict:
@@ -112,9 +172,9 @@ def seed_changes(config, reference) -> dict:
 def linear_scaling(configs: pd.DataFrame) -> pd.DataFrame:
     """The points of every line of constant η/m on the largest training set that crosses MIN_LINE
     or more batch sizes and whose smallest m learned on every seed: the configuration's columns,
-    `change`, its mean test accuracy minus that at the line's smallest m, `changes`, the same per
-    seed, the line's `tolerance`, and `holds`, whether the point keeps the accuracy of the
-    smallest m. Sorted by η/m, then m."""
+    `changes` per seed from the line's smallest m, the line's `tolerance`, `judged` (its smallest
+    m is trained), and the verdict's columns (judge; one-sided, as a rise keeps the accuracy),
+    `verdict` NOT_JUDGED on a line that is not judged. Sorted by η/m, then m."""
     largest = configs[configs.train_size == configs.train_size.max()]
     points = []
     for _, line in largest.groupby("ratio"):
@@ -123,78 +183,95 @@ def linear_scaling(configs: pd.DataFrame) -> pd.DataFrame:
         if len(line) < MIN_LINE or not reference.learned:
             continue
         within = tolerance(reference)
-        points.append(line.assign(change=line.test - reference.test,
-                                  changes=[seed_changes(point, reference) for point in line.itertuples()],
-                                  tolerance=within, holds=[kept(reference, point, within) for point in line.itertuples()]))
+        changes = [seed_changes(point, reference) for point in line.itertuples()]
+        verdicts = pd.DataFrame([judge(c, within, two_sided=False) for c in changes], index=line.index)
+        if not reference.trained:
+            verdicts = verdicts.assign(verdict=NOT_JUDGED, seeds_needed=np.nan)
+        points.append(line.assign(changes=changes, tolerance=within, judged=bool(reference.trained)).join(verdicts))
     return pd.concat(points, ignore_index=True) if points else pd.DataFrame()
-
-
-def held(line: pd.DataFrame) -> tuple:
-    """(the largest m up to which every point of `line`, sorted by m, holds; the first m where it
-    breaks, or None)."""
-    broken = line[~line.holds]
-    if broken.empty:
-        return line.m.iloc[-1], None
-    first = broken.m.iloc[0]
-    return line.m[line.m < first].iloc[-1], first  # the line's smallest m always holds: it is the reference
 
 
 def lines(points: pd.DataFrame) -> pd.DataFrame:
     """Per line of constant η/m (from `linear_scaling`): its smallest m with that point's lr, test
-    and validation accuracy, test_size and tolerance, the largest m it `holds_to` (every m up to
-    it holds), the m where it first `breaks` (NaN if never) with that point's lr, test accuracy,
-    change and `break_changes` per seed, and `held_fall`, the largest fall of a seed on the
-    points that hold (0 if none falls)."""
+    and validation accuracy, test_size, tolerance, `seeds` and whether it is `judged`; the largest
+    m it `holds_to` (every m up to it holds), the m where the rule `holds_at`, `undecided_at` and
+    `breaks_at`, and `seeds_needed` for the undecided (the most any of them needs); the m where it
+    first `breaks` (NaN if never) with that point's lr, test accuracy, mean change, seed
+    interval, changes per seed and whether a seed diverged there."""
     rows = []
     for ratio, line in points.groupby("ratio"):
-        reference = line.iloc[0]
-        holds_to, breaks = held(line)
+        reference, rest = line.iloc[0], line.iloc[1:]
+        verdicts = rest.verdict.tolist() + [None]
+        holds_to = ([reference.m] + rest.m.tolist())[verdicts.index(next(v for v in verdicts if v != HOLDS))]
+        undecided = rest[rest.verdict == UNDECIDED]
         row = {"ratio": ratio, "m": reference.m, "lr": reference.lr, "test": reference.test,
                "validation": reference.validation, "test_size": reference.test_size, "tolerance": reference.tolerance,
-               "largest_m": line.m.iloc[-1], "holds_to": holds_to,
-               "held_fall": max([0, *(-v for changes in line[line.holds].changes for v in changes.values())]),
+               "seeds": int(line.seeds.min()), "judged": reference.judged, "largest_m": line.m.iloc[-1],
+               "holds_to": holds_to, "holds_at": rest.m[rest.verdict == HOLDS].tolist(),
+               "undecided_at": undecided.m.tolist(), "breaks_at": rest.m[rest.verdict == BREAKS].tolist(),
+               "seeds_needed": undecided.seeds_needed.max() if len(undecided) else np.nan,
                "breaks": np.nan, "break_lr": np.nan, "break_test": np.nan, "break_change": np.nan,
-               "break_changes": {}, "break_diverged": False}
-        if breaks is not None:
-            point = line[line.m == breaks].iloc[0]
-            row.update(breaks=breaks, break_lr=point.lr, break_test=point.test, break_change=point.change,
-                       break_changes=point.changes, break_diverged=point.diverged > 0)
+               "break_low": np.nan, "break_high": np.nan, "break_changes": {}, "break_diverged": False}
+        broken = rest[rest.verdict == BREAKS]
+        if len(broken):
+            point = broken.iloc[0]
+            row.update(breaks=point.m, break_lr=point.lr, break_test=point.test, break_change=point.change,
+                       break_low=point.low, break_high=point.high, break_changes=point.changes,
+                       break_diverged=point.diverged > 0)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def size_changes(configs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    """For each configuration in a comparison of `noise_scale` on a training set smaller than the
+    largest there: its columns, `changes` per seed from the configuration of the same m and g on
+    the largest set, the comparison's `tolerance`, and the verdict's columns (judge; two-sided, as
+    Smith & Le claim equal accuracy), `verdict` NOT_JUDGED in a comparison that is not judged."""
+    rows = []
+    for c in comparisons.itertuples():
+        group = configs[(configs.noise_scale == c.noise_scale) & (configs.m == c.m)].sort_values("train_size")
+        for config in group.iloc[:-1].itertuples(index=False):
+            changes = seed_changes(config, c.reference)
+            found = judge(changes, c.tolerance, two_sided=True)
+            rows.append({**config._asdict(), "changes": changes, "tolerance": c.tolerance, **found}
+                        | ({} if c.judged else {"verdict": NOT_JUDGED, "seeds_needed": np.nan}))
+    return pd.DataFrame(rows)
+
+
+def overall(verdicts: pd.Series) -> str:
+    """One verdict for several comparisons: NOT_JUDGED if none is judged, BREAKS if any breaks,
+    HOLDS if all hold, else UNDECIDED."""
+    if (verdicts == NOT_JUDGED).all():
+        return NOT_JUDGED
+    return BREAKS if (verdicts == BREAKS).any() else HOLDS if (verdicts == HOLDS).all() else UNDECIDED
 
 
 def noise_scale(configs: pd.DataFrame) -> pd.DataFrame:
     """Per (batch size, g) reached on two or more training set sizes, one of whose configurations
     learned on every seed: `sizes` compared, the `lowest` and `highest` configuration by mean test
     accuracy (rows of `configurations`), their `gap`, the `reference` on the largest n and its
-    `tolerance`, whether every configuration `learned` on every seed, and `holds`, whether they
-    reach equal test accuracy. Sorted by g, then m."""
+    `tolerance`, whether every configuration `learned` on every seed, the fewest `seeds`, whether
+    it is `judged` (one of its configurations is trained), and the `verdict` over its sizes
+    (overall of size_changes, NOT_JUDGED where it is not judged) with the `seeds_needed` to decide
+    it. Sorted by g, then m."""
     rows = []
     for (g, m), group in configs.groupby(["noise_scale", "m"]):
         if group.train_size.nunique() < 2 or not group.learned.any():
             continue
         group = group.sort_values("train_size")
         lowest, highest, reference = group.loc[group.test.idxmin()], group.loc[group.test.idxmax()], group.iloc[-1]
-        within = tolerance(reference)
         rows.append({"noise_scale": g, "m": m, "sizes": sorted(group.train_size), "lowest": lowest, "highest": highest,
-                     "gap": highest.test - lowest.test, "reference": reference, "tolerance": within,
-                     "learned": bool(group.learned.all()), "holds": equal(list(group.itertuples()), within)})
-    return pd.DataFrame(rows)
-
-
-def size_changes(configs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
-    """For each configuration in a comparison of `noise_scale` on a training set smaller than the
-    largest there: its columns, `change` in mean test accuracy from the configuration of the same
-    m and g on the largest set, `changes` per seed, the comparison's `tolerance`, and `holds`,
-    whether the two are equal."""
-    rows = []
-    for c in comparisons.itertuples():
-        group = configs[(configs.noise_scale == c.noise_scale) & (configs.m == c.m)].sort_values("train_size")
-        for config in group.iloc[:-1].itertuples(index=False):
-            rows.append({**config._asdict(), "change": config.test - c.reference.test,
-                         "changes": seed_changes(config, c.reference), "tolerance": c.tolerance,
-                         "holds": equal([config, c.reference], c.tolerance)})
-    return pd.DataFrame(rows)
+                     "gap": highest.test - lowest.test, "reference": reference, "tolerance": tolerance(reference),
+                     "learned": bool(group.learned.all()), "seeds": int(group.seeds.min()),
+                     "judged": bool(group.trained.any())})
+    comparisons = pd.DataFrame(rows)
+    if comparisons.empty:
+        return comparisons
+    by_comparison = size_changes(configs, comparisons).groupby(["noise_scale", "m"])
+    decided = by_comparison.verdict.agg(overall)
+    needed = by_comparison.seeds_needed.max().where(decided == UNDECIDED)
+    where = pd.MultiIndex.from_frame(comparisons[["noise_scale", "m"]])
+    return comparisons.assign(verdict=decided.reindex(where).to_numpy(), seeds_needed=needed.reindex(where).to_numpy())
 
 
 def best_noise_scale(configs: pd.DataFrame) -> pd.DataFrame:
@@ -202,4 +279,3 @@ def best_noise_scale(configs: pd.DataFrame) -> pd.DataFrame:
     whose every seed learned (Smith & Le expect the same best g on every n)."""
     learned = configs[configs.learned & configs.validation.notna()]
     return learned.loc[learned.groupby("train_size").validation.idxmax()].reset_index(drop=True)
-

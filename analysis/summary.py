@@ -428,17 +428,19 @@ def arms(reached: pd.DataFrame, best: pd.DataFrame) -> list[Arm]:
     return found
 
 
-def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.Series:
+def noise_scale_on_the_way(runs: pd.DataFrame, reached: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     """The gradient noise scale B_simple (metric noise_scale) of each run of a best configuration
-    that reached the target: the median of its estimates between half its updates to the target
-    and reaching it, the stretch of training the critical batch size for that target describes
-    (McCandlish et al. 2018 predict B_crit ≈ B_noise, which B_simple estimates when the Hessian is
-    close to a multiple of the identity); one value per run, as the estimates of one probe batch
-    are noisy. Empty when B_simple was not measured."""
+    that reached the target, on its way there: one row per estimate up to the update where the
+    run reaches it, with the run's configuration, seed, `updates` to the target, the estimate's
+    `step` and `value`, and `fraction`, step over updates (McCandlish et al. 2018 predict
+    B_crit ≈ B_noise, which B_simple estimates when the Hessian is close to a multiple of the
+    identity; gradient_noise.py reads it per batch size and stage). Empty when B_simple was not
+    measured."""
     chosen = reached[reached.updates.notna()].merge(best.loc[best.lr.notna(), CONFIG], on=CONFIG)
-    estimates = runs[runs.metric == names.NOISE_SCALE].merge(chosen[["run_id", "updates"]], on="run_id")
-    window = estimates[(estimates.step >= estimates.updates / 2) & (estimates.step <= estimates.updates)]
-    return window.groupby("run_id").value.median()
+    estimates = runs[runs.metric == names.NOISE_SCALE][["run_id", "step", "value"]]
+    window = estimates.merge(chosen[["run_id", *CONFIG, "seed", "updates"]], on="run_id")
+    window = window[window.step <= window.updates]
+    return window.assign(fraction=window.step / window.updates).reset_index(drop=True)
 
 
 @dataclass

@@ -176,12 +176,13 @@ def test_without_accuracy_a_run_learns_by_its_cost_on_a_log_scale():
     assert summary.study(runs).table.set_index("lr").outcome.to_dict() == {1.0: "learned", 10.0: "did not learn"}
 
 
-def test_noise_scale_is_read_between_half_the_updates_to_the_target_and_reaching_it():
-    # reaches cost 0.1 at update 20: the estimates at updates 10 and 20 count, not those at 5 or 30
+def test_noise_scale_is_read_up_to_reaching_the_target_at_its_fraction_of_the_updates():
+    # reaches cost 0.1 at update 20: the estimates at updates 5, 10 and 20 count, not the one at 30
     noisy = {"noise_scale": [(5, 1.0), (10, 40.0), (20, 60.0), (30, 1000.0)]}
     runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.05, 0.01], scheduled=noisy))
     found = summary.study(runs, target_cost=0.1)
-    assert found.noise_scales[found.targets[0]].tolist() == [50.0]
+    estimates = found.noise_scales[found.targets[0]]
+    assert estimates[["step", "value", "fraction"]].values.tolist() == [[5, 1.0, 0.25], [10, 40.0, 0.5], [20, 60.0, 1.0]]
 
 
 def test_a_target_met_at_the_first_measurement_is_only_an_upper_bound():
