@@ -286,11 +286,6 @@ def test_a_report_where_there_is_no_store_says_so_and_creates_none(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-    lines = answer(summary.study(runs, target_cost=0.1), None)
-    assert "(a seed met it at its first measurement: at most that many)" in lines[0]  # m = 10, at epoch 1
-    assert "at most" not in lines[1]  # m = 100, at epoch 2
-
-
 @pytest.mark.slow
 def test_report_html_reaches_the_mlflow_ui_as_a_page_within_the_limit(sqlite_server, tmp_path):
     """What the UI's artifact view fetches (`get-artifact`, the route its bundle calls) from a server."""
