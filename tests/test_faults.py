@@ -230,14 +230,18 @@ def test_a_sweep_launched_from_a_path_with_an_apostrophe_runs_its_jobs(tmp_path)
 
 def test_a_job_that_fails_before_training_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
     (tmp_path / "broken_build.py").write_text(BROKEN_BUILD)
-    result = harness("-m", "model.hidden=[3],[10000000000],[4],[5]", "data=blobs", "epochs=2", cwd=tmp_path,
+    result = harness("-m", "model.hidden=[3],[4],[5]", "data=blobs", "epochs=2", cwd=tmp_path,
                      check=False, module="broken_build")
-    assert result.returncode == 1 and "2 of 4 jobs did not finish" in result.stderr
+    assert result.returncode == 1 and "1 of 3 jobs did not finish" in result.stderr
     runs = {name: (status, error) for name, status, error in job_runs(tmp_path)}
-    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][0] == "FAILED"
-    assert runs["model.hidden=[10000000000],data=blobs,epochs=2"][1].startswith("ConfigError: model.hidden: "
-                                                                               "[10000000000] needs at least")
     assert runs["model.hidden=[4],data=blobs,epochs=2"] == ("FAILED", "ConfigError: data.root: train-images-idx3-ubyte.gz "
                                                                       "cannot be read (injected)")
-    assert runs["model.hidden=[5],data=blobs,epochs=2"][0] == "FINISHED"  # the job after the failures ran
+    assert runs["model.hidden=[5],data=blobs,epochs=2"][0] == "FINISHED"  # the job after the failure ran
     assert sweep_status(tmp_path) == ["FINISHED"]
+
+
+def test_a_sweep_with_a_job_too_big_for_the_memory_is_refused_before_any_job(tmp_path):
+    result = harness("-m", "model.hidden=[3],[10000000000]", "data=blobs", "epochs=2", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: model.hidden: [10000000000] needs at least")
+    assert not (tmp_path / "mlflow.db").exists()
