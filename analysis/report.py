@@ -360,7 +360,7 @@ def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
 def best_table(found: summary.Study) -> pd.DataFrame:
     """Each batch size at its best η: the η with its interval over seeds, the final cost and
     accuracies, and per target the updates, examples, epochs and seconds to reach it."""
-    table, best = found.table, found.best
+    best = found.best
     reach = {target: {arm.batch_size: arm for arm in arms} for target, arms in found.arms.items()}
     rows = []
     for b in best.itertuples():
@@ -785,7 +785,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
     if figures.noise_measured(found):
         sections.append(Section("gradient_noise", "Gradient noise scale B_simple against the fraction of the updates to "
                                                   "each target, each batch size at its best η: a seed's median estimate "
-                                                  f"in each twelfth of its way; line: geometric mean over seeds, band: "
+                                                  "in each twelfth of its way; line: geometric mean over seeds, band: "
                                                   "their range; dashed: B_crit where measured. The table reads it in "
                                                   "thirds of the way, with the interval over seeds.",
                                 table=gradient_noise_table(found)))

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import load, pin_blas, rounds, spread
+from timing import load as load_average, pin_blas, rounds, spread
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -66,10 +66,10 @@ def main() -> None:
         client = store.connect(cfg.tracking.uri)
         experiment = store.experiment_id(client, "overhead")
         print(f"{'MNIST' if real else 'synthetic data of MNIST shape'}, [784, 30, 10], m = 10, {args.epochs} epochs; {pinned}")
-        print(f"at the start: {load()}")
+        print(f"at the start: {load_average()}")
         samples = rounds({"off": lambda: {"seconds": timed_run(cfg, dataset, client, None)},
                           "on": lambda: {"seconds": timed_run(cfg, dataset, client, experiment)}}, args.rounds)
-        print(f"at the end:   {load()}")
+        print(f"at the end:   {load_average()}")
     off, on = samples["off"]["seconds"], samples["on"]["seconds"]
     print(f"tracking off: {spread(off)}")
     print(f"tracking on:  {spread(on)}")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import duration, names, server, signals, store, tracking, workers
+from . import duration, names, server, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe, exit_with
 from .job import JOBS, SWEEP, epochs_of, load_data, log, run_name
@@ -164,8 +164,6 @@ class Sweep:
         if configs[0].dry_run:
             print(self.dry_run(configs))
             sys.exit(0)
-        if "joblib" in config.hydra.launcher._target_:
-            workers.tracker_output_to(Path(config.hydra.sweep.dir))
         self.client = store.connect(self.uri)
         self.experiment = store.experiment_id(self.client, configs[0].tracking.experiment)
         closed = store.close_abandoned(self.client, self.experiment)

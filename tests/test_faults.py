@@ -198,18 +198,6 @@ def test_a_killed_worker_ends_the_sweep_with_one_line_and_a_relaunch_completes_i
         [f"lr={lr},epochs=300" for lr in (1, 2, 3)]
 
 
-def test_a_killed_resource_tracker_is_one_line_on_the_terminal_and_its_tracebacks_go_to_the_sweeps_folder(tmp_path):
-    process = start(tmp_path, "-m", "launcher=parallel", "lr=1,2,3", "epochs=300")
-    wait_for_runs_with_metrics(tmp_path, 1)
-    [tracker] = [pid for pid in children_of(process.pid)
-                 if "loky.backend.resource_tracker" in Path(f"/proc/{pid}/cmdline").read_text()]
-    os.kill(tracker, signal.SIGKILL)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1, stderr[-3000:]
-    assert "KeyError" in "".join(path.read_text() for path in tmp_path.glob("multirun/*/*/resource_tracker.log"))
-
-
 def test_two_first_launches_at_once_both_succeed_and_train_each_config_once(tmp_path):
     sweep = ("-m", "lr=1,3", "seed=0,1", "epochs=20")
     first, second = start(tmp_path, *sweep), start(tmp_path, *sweep)
