@@ -67,8 +67,9 @@ class ParallelLauncher(Launcher):
                                    initializer=start_worker, initargs=(signals.this_process(),))
         try:
             futures = [pool.submit(execute, initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
-            while not wait(futures, WAIT_SECONDS, return_when=FIRST_EXCEPTION).not_done:
-                pass
+            pending = futures  # waited for in short spells, so that a signal is acted on between them
+            while pending and not any(future.done() and future.exception() for future in futures):
+                pending = wait(pending, WAIT_SECONDS, return_when=FIRST_EXCEPTION).not_done
             returns = [future.result() for future in futures]  # a dead worker raises BrokenProcessPool here
         except BaseException:
             for worker in multiprocessing.active_children():  # none writes to its run after this
