@@ -213,6 +213,8 @@ class HarnessSweeper(BasicSweeper):
         except ConfigError as error:
             exit_with(f"error: {error}", 2)
         except Exception as error:  # noqa: BLE001 - one line, not a traceback
+            if isinstance(error, OSError) and error.filename:  # the sweep's folder: `cli` names it and the fix
+                raise
             exit_with(f"error: the sweep could not start: {describe(error)}", 1)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
