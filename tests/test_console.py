@@ -23,7 +23,9 @@ def test_a_sweep_ends_with_its_id_and_a_report_command_that_runs(workdir):
     [parent] = client.search_runs([client.get_experiment_by_name("ends").experiment_id], "tags.role = 'sweep'")
     took, browse, report = lines[-3:]
     assert took.startswith(f"sweep {parent.info.run_id} took ") and took.endswith(" s")
-    assert browse == f"browse: mlflow ui --backend-store-uri sqlite:///{workdir / 'mlflow.db'}"
+    experiment = parent.info.experiment_id
+    assert browse == (f"browse: mlflow ui --backend-store-uri sqlite:///{workdir / 'mlflow.db'}  # then open "
+                      f"http://127.0.0.1:5000/#/experiments/{experiment}?workflowType=machine_learning")
     assert report == f"report: harness report --experiment ends --sweep {parent.info.run_id}"
     command = shlex.split(report.removeprefix("report: harness "))
     written = harness(*command, "--out", "rep", cwd=workdir).stdout
@@ -34,5 +36,5 @@ def test_hydras_lines_go_to_the_sweeps_log_file_and_reach_the_terminal_only_with
     quiet = harness("-m", "lr=1,3", "epochs=1", cwd=workdir).stdout
     [log] = workdir.glob("multirun/*/*/multirun.log")
     assert "Launching 2 jobs locally" in log.read_text() and "Launching" not in quiet
-    loud = harness("-m", "lr=1,3", "epochs=1", "verbose=true", cwd=workdir).stdout
+    loud = harness("-m", "lr=2,4", "epochs=1", "verbose=true", cwd=workdir).stdout  # new jobs: resume skips none
     assert "Launching 2 jobs locally" in loud

@@ -56,6 +56,6 @@ def test_a_study_in_the_users_config_dir_runs_beside_the_shipped_ones(workdir):
     (workdir / "mine" / "experiment" / "my_study.yaml").write_text(
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      lr: 1,3\nepochs: 1\n")
     result = harness("-m", "--config-dir", "mine", "+experiment=my_study", "dry_run=true", cwd=workdir)
-    assert "2 jobs; dry run" in result.stdout
+    assert "2 jobs, training expected to take" in result.stdout and "dry run: nothing was trained" in result.stdout
     wrong = harness("--config-dir", "mine", "+experiment=nope", cwd=workdir, check=False)
     assert "my_study" in wrong.stderr and "lr_sweep" in wrong.stderr and wrong.returncode == 2
