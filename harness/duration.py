@@ -21,7 +21,7 @@ from .data import Dataset, Split
 from . import memory
 from .errors import ConfigError
 from .network import Network
-from .train import mini_batches, planned_epochs
+from .train import batch_sizes, mini_batches, planned_epochs
 
 PROBE_ROWS = 1000  # at most this many inputs per timed update or evaluation, the rest scaled from them
 _per_epoch: dict[str, float] = {}  # seconds per epoch, by what they depend on
@@ -66,7 +66,7 @@ def epoch_seconds(cfg: DictConfig, data: Sample) -> float:
     """Seconds of one epoch: its updates of m inputs, then the feedforward of every split."""
     n = data.n_train
     m = n if cfg.batch_size == "full" else cfg.batch_size
-    updates = 1 if cfg.batch_size == "full" else (n // m if cfg.last_batch == "drop" else math.ceil(n / m))
+    updates = len(batch_sizes(n, cfg.batch_size, cfg.last_batch))
     model = OmegaConf.to_container(cfg.model, resolve=True)
     key = json.dumps([data.name, data.X.shape, data.Y.shape, n, data.n_evaluated, m, updates, model], sort_keys=True)
     if key not in _per_epoch:
