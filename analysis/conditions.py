@@ -45,7 +45,7 @@ def describe(conditions: pd.DataFrame) -> str:
     start, end = recorded[names.LOAD_START].astype(float), recorded[names.LOAD_END].dropna().astype(float)
     per_core = start / cores
     line = (f"**Timing.** Seconds of training ({names.TRAIN_TIME}) measured on {machine(names.CPU_MODEL)}, "
-            f"{machine(names.CPU_COUNT)} cores, BLAS {machine(names.BLAS)} with {machine(names.BLAS_NUM_THREADS)} threads; "
+            f"{machine(names.CPU_COUNT)} cores, BLAS {machine(names.BLAS)}, BLAS threads {machine(names.BLAS_NUM_THREADS)}; "
             f"load average {spread(start)} as training started ({spread(per_core)} per core)"
             + (f", {spread(end)} as it ended" if len(end) else "") + ".")
     if len(recorded) < len(conditions):

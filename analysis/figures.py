@@ -29,6 +29,7 @@ from matplotlib.patches import Rectangle
 from harness import names
 
 from . import gradient_noise, scaling, summary, uncertainty
+from .loader import tracked
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_sizes
 
 AXIS_LABELS = {
@@ -196,7 +197,7 @@ def title(text: str) -> str:
 def curves_against(runs: pd.DataFrame, metric: str, x: str) -> pd.DataFrame:
     """Per (run, point): the run's columns, `metric` and `x`. Against updates, the scheduled
     evaluations (`*_by_update`) are used where the runs have them; each point is an `epoch` row."""
-    if x == names.STEPS and names.by_update(metric) in set(runs.metric):
+    if x == names.STEPS and names.by_update(metric) in tracked(runs):
         points = summary.measured(runs, metric).rename(columns={"updates": x, "value": metric})
         points["epoch"] = points.groupby("run_id").cumcount()  # the point's rank: seeds share update counts
         return runs[summary.RUN].drop_duplicates("run_id").merge(points, on="run_id")
@@ -215,7 +216,8 @@ def convergence(runs: pd.DataFrame, metric: str = COST, x: str = "epoch") -> Fig
     if log:
         curves = curves[curves[x] > 0]
     agg = summary.spread(curves[~curves.diverged], CONFIG, x, metric)
-    figure, axes = grid(len(batches))
+    lengths = curves.groupby("batch_size")[x].max()  # a budget in updates gives m = 10 a tenth of GD's epochs
+    figure, axes = grid(len(batches), sharex=bool(lengths.max() <= 2 * lengths.min()))
     for ax, batch_size in zip(axes, batches):
         for lr in lrs:
             config = agg[(agg.batch_size == batch_size) & (agg.lr == lr)]
@@ -238,7 +240,8 @@ def convergence(runs: pd.DataFrame, metric: str = COST, x: str = "epoch") -> Fig
     handles += [stalled_handle()] if outcome.any() else []
     figure.legend(handles=handles, loc="outside right center", title="learning rate")
     if x == "epoch":
-        axes[0].xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        for ax in axes:
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, integer=True))
     suptitle(figure, f"{title(label(metric))} vs {label(x)} ({seeds_note(curves)})")
     return figure
 
@@ -338,7 +341,7 @@ def heatmaps(runs: pd.DataFrame, found: summary.Study | None = None) -> Figure:
         heatmap_panel(axes[1], config_means(table, f"final_{ACCURACY}"), "final validation accuracy", None, "viridis",
                       batches, lrs, best, ".0%")
     flagged = best.edge.ne("").any()
-    suptitle(figure, f"After {int(table.last_epoch.max())} epochs ({seeds_note(table).split(',')[0]}); box: best η per m"
+    suptitle(figure, f"After {summary.run_length(runs, table)} ({seeds_note(table).split(',')[0]}); box: best η per m"
              + ("; red box: at the edge of the η grid" if flagged else ""))
     return figure
 
@@ -410,7 +413,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
         ax.errorbar(complete.x, complete.updates, yerr=[[max(u - f.low, 0) for u, f in zip(complete.updates, spans)],
                                                         [max(f.high - u, 0) for u, f in zip(complete.updates, spans)]],
                     fmt="none", ecolor=blue, elinewidth=1.2, capsize=4, gid="interval",
-                    label=f"{uncertainty.LEVEL:.0%} interval over seeds and resolution")
+                    label=f"interval over seeds and resolution ({uncertainty.interval_name(max(f.seeds for f in spans))})")
     bound = complete[complete.bound]
     if len(bound):
         ax.plot(bound.x, bound.updates, "s", color=blue, mfc="white", ms=6, mew=1.5, ls="none", gid="bound",
@@ -437,7 +440,7 @@ def steps_panel(ax, reached: pd.DataFrame, target: summary.Target, best: pd.Data
     ax.set_yscale("log")
     fit_to_runs(ax, pd.concat([seeds.updates, missed.last_update]), log=True)
     ax.set_xticks(row.x, [f"full\n(n={n})" if b == "full" else f"{b}" for b in row.batch_size])
-    ax.yaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1, 2, 5)))  # labels within a decade too
+    ax.yaxis.set_major_locator(mpl.ticker.LogLocator(subs=(1, 1.5, 2, 3, 5, 7)))  # labels within a decade too
     ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.minorticks_off()
     ax.set_xlabel(label("batch_size"))
@@ -651,7 +654,7 @@ def gradient_noise_scale(runs: pd.DataFrame, found: summary.Study | None = None)
             ax.axhline(b_crit.value, color="darkorange", ls="--", lw=1.2, gid="b-crit", label="B_crit (fit of the updates)")
             if b_crit.has_interval:
                 ax.axhspan(b_crit.low, b_crit.high, color="darkorange", alpha=0.12, lw=0, gid="b-crit-interval",
-                           label=f"B_crit's {uncertainty.LEVEL:.0%} interval")
+                           label=f"B_crit's interval ({uncertainty.interval_name(b_crit.seeds)})")
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
         ax.set_xlabel("fraction of the updates to the target")

@@ -7,8 +7,9 @@ a target, never pooled over them. The estimates are those of each run of a best 
 to the update where it reaches the target (summary.noise_scale_on_the_way), placed at the fraction
 of those updates. One probe batch makes an estimate noisy, so a run gives the median of its
 estimates in each third of the way (STAGES); a batch size gives the geometric mean of its seeds'
-medians (B_simple is a batch size, compared as a ratio, like an update count) with the interval
-over seeds taken on a log scale (scaling.seed_interval). McCandlish et al. compare the critical
+medians (B_simple is a batch size, compared as a ratio, like an update count) with its interval
+over seeds from the bootstrap that gives B_crit its interval (uncertainty.over_seeds), so the two
+are read alike. McCandlish et al. compare the critical
 batch size B_crit for a target with B_simple where training reaches it: the last third.
 """
 
@@ -17,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import summary
-from .scaling import seed_interval
+from . import summary, uncertainty
 from .summary import batch_order
 
 STAGES = ("first third", "middle third", "last third")
@@ -42,15 +42,16 @@ def per_run(estimates: pd.DataFrame, parts: int = len(STAGES)) -> pd.DataFrame:
 
 def per_batch_size(estimates: pd.DataFrame) -> pd.DataFrame:
     """Per batch size (smallest first) and stage (STAGES): `b_simple`, the geometric mean over its
-    seeds of their median estimates there (per_run), `low` and `high`, their interval over seeds
-    (NaN with one seed), and `seeds`."""
+    seeds of their median estimates there (per_run), `low` and `high`, its interval over seeds
+    (uncertainty.over_seeds; NaN with one seed), and `seeds`."""
     rows = []
     medians = per_run(estimates)
     for (batch_size, part), group in sorted(medians.groupby(["batch_size", "part"]),
                                             key=lambda item: (batch_order(item[0][0]), item[0][1])):
-        mean, low, high = np.exp(seed_interval(np.log(group.value)))
-        rows.append({"batch_size": batch_size, "stage": STAGES[part], "b_simple": mean, "low": low, "high": high,
-                     "seeds": len(group)})
+        medians = group.value.to_numpy()
+        found = uncertainty.over_seeds(range(len(medians)), lambda picked: summary.geometric_mean(medians[picked]))
+        rows.append({"batch_size": batch_size, "stage": STAGES[part], "b_simple": found.value, "low": found.low,
+                     "high": found.high, "seeds": found.seeds})
     return pd.DataFrame(rows, columns=["batch_size", "stage", "b_simple", "low", "high", "seeds"])
 
 

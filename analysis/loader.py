@@ -209,7 +209,13 @@ def load_runs(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | Non
     return tidy(runs, long_form(tables, [point for _, history in read for point in history]))
 
 
+def tracked(runs: pd.DataFrame) -> set[str]:
+    """The metrics tracked by any of the runs (unique() hashes in C: set() of a column of a
+    million points takes a hundred times longer)."""
+    return set(runs.metric.unique())
+
+
 def require_metric(runs: pd.DataFrame, metric: str) -> None:
     """Stop with one line if `metric` was not tracked by any of the runs."""
-    if metric not in set(runs.metric):
-        raise AnalysisError(f"metric {metric!r} not tracked in these runs; tracked: {', '.join(sorted(set(runs.metric)))}")
+    if metric not in (found := tracked(runs)):
+        raise AnalysisError(f"metric {metric!r} not tracked in these runs; tracked: {', '.join(sorted(found))}")

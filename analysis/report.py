@@ -29,13 +29,14 @@ import pandas as pd
 from harness import names
 
 from . import answers, conditions, embed, figures, gradient_noise, scaling, summary, uncertainty
-from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs
+from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs, tracked
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
 from .uncertainty import rounded, significant
 
 QUESTION_KEYS = ["study.question", "question", names.DESCRIPTION]  # params, then tags, of the parent or a run
 SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
-BEST_CAPTION = ("Each batch size at its best η. Brackets: the interval over seeds (bootstrap, 95%) from the measurements "
+BEST_CAPTION = ("Each batch size at its best η. Brackets: the interval over seeds (bootstrap: 95% from 4 seeds on, the "
+                "seeds' range with 2 or 3) from the measurements "
                 "before each target to those at it; with one seed, just those two measurements. ≤: a seed met the "
                 "target at its first measurement; >: a seed stopped short of it, at its budget.")
 BEST_RULE = "the fewest updates to every target on its slowest seed"
@@ -82,6 +83,10 @@ def config_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     varied = pd.DataFrame([(k, ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted_values(k, vals)))
                            for k, vals in values.items() if len(vals) > 1], columns=["setting", "values"])
     shared = pd.DataFrame([(k, str(v[0])) for k, v in values.items() if len(v) == 1], columns=["setting", "value"])
+    budgets = [f"{k} = {v[0]}" for k, v in values.items()
+               if k in ("budget.updates", "budget.examples") and len(v) == 1 and str(v[0]) not in ("None", "null")]
+    if budgets:  # a budget ends every run, whatever `epochs` says
+        shared.loc[shared.setting == "epochs", "value"] += f" (not used: {budgets[0]} sets each run's length)"
     return varied, shared
 
 
@@ -163,8 +168,9 @@ def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> s
                      + (f" [{number(r.low)}–{number(r.high)}]" if pd.notna(r.low) else " (one seed)")
                      for r in last.itertuples())
     return (f" The gradient noise scale B_simple in the last third of the way there, where McCandlish et al. compare it "
-            f"with B_crit (each batch size at its best η; geometric mean over seeds [{scaling.LEVEL:.0%} interval]): "
-            f"{each}; that is {span(last.b_simple / b_crit)}× B_crit.")
+            f"with B_crit (each batch size at its best η; geometric mean over seeds [its interval over them, as "
+            f"B_crit's: {uncertainty.interval_name(int(last.seeds.max()))}]): {each}; that is "
+            f"{span(last.b_simple / b_crit)}× B_crit.")
 
 
 def gradient_noise_table(found: summary.Study) -> pd.DataFrame:
@@ -228,15 +234,29 @@ def separated(faster: summary.Arm, slower: summary.Arm, column: str) -> bool:
     return bool(faster.high(column) <= slower.low(column))
 
 
+def ranking(arms: list[summary.Arm], column: str) -> tuple[summary.Arm, list[summary.Arm]]:
+    """The arm that needs the fewest `column` to the target (of those that reached it), and the
+    others that cannot be separated from it."""
+    top = min((arm for arm in arms if not arm.censored), key=lambda arm: arm.measures[column].value)
+    return top, [arm for arm in arms if arm is not top and not separated(top, arm, column)]
+
+
+def order_of(arms: list[summary.Arm], columns: list[str]) -> list:
+    """What comparison_text says for each column, without the counts: batch sizes only."""
+    order = []
+    for column in columns:
+        top, close = ranking(arms, column)
+        order.append((top.batch_size, [arm.batch_size for arm in close]))
+    return order
+
+
 def comparison_text(arms: list[summary.Arm], column: str) -> str:
     """Which batch size needs the fewest `column` to the target (one of `arms` reached it), and
     whether the others can be told apart from it; where one that did not reach it cannot, its
     budget decides, not the data."""
-    done = [arm for arm in arms if not arm.censored]
     per = {"updates": "per update", "examples": "per example", "epochs": "per epoch", names.TRAIN_TIME: "per second"}[column]
-    top = min(done, key=lambda arm: arm.measures[column].value)
+    top, close = ranking(arms, column)
     others = [arm for arm in arms if arm is not top]
-    close = [arm for arm in others if not separated(top, arm, column)]
     name = batch_label(top.batch_size)
     if not close:
         against = "; ".join(f"{batch_label(arm.batch_size)} {interval_of(arm, column)}" for arm in others)
@@ -255,14 +275,28 @@ def seeds_range(table: pd.DataFrame) -> str:
     return f"{seeds.min()}" + (f"–{seeds.max()}" if seeds.max() > seeds.min() else "") + f" seed{'s' if seeds.max() > 1 else ''}"
 
 
-def lr_shape_text(table: pd.DataFrame, best: pd.Series) -> str:
+SEEDS_PART = 10.0  # seeds whose final costs lie this factor apart at one η no longer agree on what it does
+OUTPUTS_OFF_COST = 0.5  # C = 1/(2n) Σ‖y − a‖² with one-hot y and every output a = 0: ‖y‖² = 1 per input
+
+
+def sigmoid_outputs_with_quadratic_cost(runs: pd.DataFrame) -> bool:
+    """Whether every run has sigmoid output units and the quadratic cost, where a cost of
+    OUTPUTS_OFF_COST means saturated outputs (False where the runs do not say)."""
+    return all(key in runs and set(runs[key].dropna().astype(str)) == {value}
+               for key, value in (("model.output", "sigmoid"), ("model.cost", "quadratic")))
+
+
+def lr_shape_text(table: pd.DataFrame, best: pd.Series, saturable: bool) -> str:
     """How η changes convergence at one batch size: where the final cost falls with η, the lowest
-    final cost, where it rises again, where runs stalled (too small an η, or saturated units at
-    too large a one) and from which η runs diverged."""
+    final cost, where it rises again, from which η above it the seeds' final costs part by
+    SEEDS_PART or more, where runs stalled (too small an η, or too large a one: with
+    `saturable` outputs (sigmoid_outputs_with_quadratic_cost) a cost of OUTPUTS_OFF_COST is said to
+    be saturated outputs) and from which η runs diverged."""
     by_lr = table.groupby("lr").agg(cost=("final_cost", lambda v: summary.geometric_mean(v.dropna()) if v.notna().any() else np.nan),
                                     learned=("outcome", lambda o: (o == summary.LEARNED_OUTCOME).all()),
                                     stalled=("outcome", lambda o: (o == summary.STALLED).any()),
-                                    diverged=("outcome", lambda o: (o == summary.DIVERGED).sum()), runs=("outcome", "size"))
+                                    diverged=("outcome", lambda o: (o == summary.DIVERGED).sum()), runs=("outcome", "size"),
+                                    lowest=("final_cost", "min"), highest=("final_cost", "max"))
     learned = by_lr[by_lr.learned]
     parts = []
     if len(learned):
@@ -273,14 +307,20 @@ def lr_shape_text(table: pd.DataFrame, best: pd.Series) -> str:
                      f"the lowest final training cost is {learned.cost[lowest]:.2g} at η = {lowest:g}")
         if lowest < last:
             parts.append(f"rises again to {learned.cost[last]:.2g} at η = {last:g}")
+        parting = learned[(learned.index > lowest) & (learned.highest >= SEEDS_PART * learned.lowest)]
+        if len(parting):
+            at = parting.index.min()
+            parts.append(f"from η = {at:g} the seeds part (final training cost {learned.lowest[at]:.2g} to "
+                         f"{learned.highest[at]:.2g}): the edge of stability, where a run's fate depends on its seed")
         slow = by_lr[by_lr.stalled & (by_lr.index < first)]
         if len(slow):
             parts.append(f"η ≤ {slow.index.max():g} is too small to learn in these epochs")
         saturated = by_lr[by_lr.stalled & (by_lr.index > last)]
         if len(saturated):
             stuck = summary.geometric_mean(table[table.lr.isin(saturated.index) & table.final_cost.notna()].final_cost)
-            parts.append(f"from η = {saturated.index.min():g} runs stall (final training cost ≈ {stuck:.2g}: the "
-                         "units saturate and the gradient vanishes)")
+            why = (f" ≈ {OUTPUTS_OFF_COST:g}, the cost of every output near 0: the output units saturate and their "
+                   "gradient vanishes" if saturable and abs(stuck - OUTPUTS_OFF_COST) <= 0.01 else f" ≈ {stuck:.2g}")
+            parts.append(f"from η = {saturated.index.min():g} runs stall (final training cost{why})")
     else:
         parts.append("no η learned on every seed")
     unstable = by_lr[by_lr.diverged > 0]
@@ -318,7 +358,8 @@ def reference_text(runs: pd.DataFrame, table: pd.DataFrame, best: pd.DataFrame) 
 def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
     """The answer to the study's question in one or two sentences, from what the runs contain:
     with several batch sizes, which reaches the first target fastest per epoch, update, example
-    and second and, where measured, the critical batch size; with one batch size and several η,
+    and second and, where measured, the critical batch size, then whether the order is the same
+    for the other targets; with one batch size and several η,
     how η changes convergence; a published result beside the runs' where the study states one."""
     table, best = found.table, found.best
     target = found.targets[0]
@@ -333,14 +374,25 @@ def headline(runs: pd.DataFrame, found: summary.Study) -> list[str]:
             sentences.append(f"No batch size reached {target.describe()} at its best η within its budget "
                              f"({seeds_range(table)}){lowest}.")
         else:
-            sentences.append(f"To reach {target.describe()}, each batch size at its best η ({seeds_range(table)}; intervals "
-                             f"over seeds and the measurements around the target): "
+            over = ("1 seed: intervals span only the measurements around the target, not the spread between seeds, "
+                    "so what is fastest is this seed's" if table.seed.nunique() == 1 else
+                    f"{seeds_range(table)}; intervals over seeds and the measurements around the target")
+            sentences.append(f"To reach {target.describe()}, each batch size at its best η ({over}): "
                              + "; ".join(comparison_text(arms, column) for column in order) + ".")
             fit = found.critical_batches[target]
             if fit is not None:
                 sentences.append(f"The critical batch size for it is B_crit = {fit.text()}.")
+            for other in found.targets[1:]:
+                others = found.arms[other]
+                if all(arm.censored for arm in others):
+                    sentences.append(f"No batch size reached {other.describe()} within its budget.")
+                elif order_of(others, order) == order_of(arms, order):
+                    sentences.append(f"To {other.describe()} the order is the same, told apart the same way.")
+                else:
+                    sentences.append(f"To reach {other.describe()}: "
+                                     + "; ".join(comparison_text(others, column) for column in order) + ".")
     elif table.lr.nunique() > 1:
-        sentences.append(lr_shape_text(table, best.iloc[0]))
+        sentences.append(lr_shape_text(table, best.iloc[0], sigmoid_outputs_with_quadratic_cost(runs)))
         b = best.iloc[0]
         if pd.notna(b.lr):
             arm = found.arms[target][0]
@@ -700,9 +752,10 @@ class Rules:
     linear: pd.DataFrame  # scaling.linear_scaling
     noise: pd.DataFrame  # scaling.noise_scale
     epochs: int
+    note: str = ""  # why the rules are not judged
 
     def answer(self) -> list[str]:
-        lines = []
+        lines = [self.note] if self.note else []
         if len(self.linear):
             n = int(self.configs.train_size.max())
             lines.append(linear_scaling_text(self.linear, n, self.epochs, scaling.best_tests(self.configs)[n]))
@@ -746,10 +799,17 @@ def rules(runs: pd.DataFrame) -> Rules:
     """What the sweep's runs say about the scaling rules: configurations of every training set
     size, the lines of constant η/m and the comparisons at equal g that exist in them (none
     without test and validation accuracies)."""
-    if not {ACCURACY, TEST_ACCURACY} <= set(runs.metric):
+    if not {ACCURACY, TEST_ACCURACY} <= tracked(runs):
         return Rules(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0)
     configs = scaling.configurations(summary.finals(runs), summary.train_sizes(runs), scaling.test_sizes(runs))
-    return Rules(configs, scaling.linear_scaling(configs), scaling.noise_scale(configs), int(runs.epochs.max()))
+    found = Rules(configs, scaling.linear_scaling(configs), scaling.noise_scale(configs), int(runs.epochs.max()))
+    budget = summary.budget_of(runs)
+    if budget and (len(found.linear) or len(found.noise)):
+        return Rules(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0, note=(
+            f"Scaling rules: not judged. Linear scaling and equal noise scale are stated at equal epochs, and these runs "
+            f"trained for {budget} each, so each batch size saw a different number of epochs (the `scaling_rules` "
+            "study judges them at equal epochs)."))
+    return found
 
 
 def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rules) -> list[Section]:
@@ -763,7 +823,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
     style = "dotted: a configuration that did not learn; × a diverged run's last finite point"
     sections = [Section("convergence", f"Training cost vs epoch, a panel per batch size, a colour per learning rate "
                                        f"(dark = small); {style}.")]
-    if names.by_update(COST) in set(runs.metric):
+    if names.by_update(COST) in tracked(runs):
         sections.append(Section("convergence_updates", "Training cost vs updates, at the scheduled evaluations "
                                                        "(log axis from the first update)."))
     if tuned > 1:
@@ -777,7 +837,7 @@ def draw_all(runs: pd.DataFrame, found: summary.Study, folder: Path, judged: Rul
         sections.append(Section("final_vs_lr", "Final training cost vs learning rate for each batch size (bars: range over "
                                                "seeds); star: best η, which may not have the lowest final cost as it is the fastest to the targets (hollow: at the edge of the grid); × at the top: "
                                                "learning rates where runs diverged; dotted: the untrained network."))
-    if tuned > 1 and names.STEPS in set(runs.metric):
+    if tuned > 1 and names.STEPS in tracked(runs):
         sections.append(Section("steps_to_target", "Updates to reach each target vs batch size, each at its best η; dots: "
                                                    "seeds; hollow triangles: seeds that had not reached it by that update "
                                                    "(censored); hollow squares: a seed met it at its first measurement, so the count is only an "
@@ -896,7 +956,7 @@ def largest_training_set(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     """(the runs on the largest training set, the training set sizes n of all runs): a sweep that
     varies n is reported per batch size and η on one n, as the same (m, η) on another n is
     another configuration, not another seed."""
-    if names.EXAMPLES not in set(runs.metric):
+    if names.EXAMPLES not in tracked(runs):
         return runs, []
     sizes = summary.train_sizes(runs).dropna()
     return runs[runs.run_id.isin(sizes.index[sizes == sizes.max()])], sorted(int(n) for n in sizes.unique())
@@ -951,10 +1011,15 @@ def write_report(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | 
     folder = Path(out or Path("reports") / folder_name(experiment + (f"-{parent.info.run_id[:8]}" if parent else "")))
     folder.mkdir(parents=True, exist_ok=True)
     varied, shared = config_tables(runs)
+    first, rest = headline(one_size, found), answer(found)
+    if judged.sections():  # a sweep laid out along the scaling rules answers them first
+        first, rest = judged.answer(), [" ".join(first)] + rest
+    else:
+        rest += judged.answer()
     report = Report(
         title=f"{experiment}" + (f": {parent.info.run_name}" if parent else ""),
         question=question(loaded, parent, find_experiment(client, experiment)),
-        scope=scope, headline=headline(one_size, found), answer=answer(found) + judged.answer(),
+        scope=scope, headline=first, answer=rest,
         best=best_table(found), targets=found.targets,
         sections=draw_all(one_size, found, folder, judged),
         table=configuration_table(table, found.best, found.reached), varied=varied, shared=shared,

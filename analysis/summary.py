@@ -39,7 +39,7 @@ import pandas as pd
 
 from harness import names
 
-from .loader import AnalysisError, require_metric
+from .loader import AnalysisError, require_metric, tracked
 from .uncertainty import Estimate, geometric_mean, over_seeds
 
 CONFIG = ["batch_size", "lr"]
@@ -88,10 +88,16 @@ def per_epoch(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 def spread(frame: pd.DataFrame, by: list[str], x: str, y: str) -> pd.DataFrame:
     """Per group of `by` + [epoch]: x averaged, y's average (AVERAGING) and the seeds' minimum and
     maximum. Groups are per epoch, so an x that varies between seeds (training time) is averaged too."""
-    mean = average(y)
-    rows = [(*key, group[x].mean(), mean(group[y]), group[y].min(), group[y].max(), len(group))
-            for key, group in frame.groupby(by + ["epoch"], sort=True)]
-    return pd.DataFrame(rows, columns=by + ["epoch", x + "_mean", "mean", "low", "high", "n"])
+    values = frame[y].astype(float)
+    geometric = not names.is_accuracy(y)
+    with np.errstate(divide="ignore"):  # a cost of 0 makes the geometric mean 0, as geometric_mean
+        averaged = np.log(values) if geometric else values
+    groups = frame.assign(_x=frame[x].astype(float), _y=values, _a=averaged, _nan=values.isna()).groupby(by + ["epoch"], sort=True)
+    found = groups.agg(**{x + "_mean": ("_x", "mean"), "mean": ("_a", "mean"), "low": ("_y", "min"),
+                          "high": ("_y", "max"), "n": ("_y", "size"), "nan": ("_nan", "any")})
+    if geometric:  # exp(mean(log)) kept within the values' range, and NaN with a NaN value, as geometric_mean
+        found["mean"] = np.clip(np.exp(found["mean"]), found.low, found.high).where(~found.nan)
+    return found.drop(columns="nan").reset_index()
 
 
 def finals(runs: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +105,7 @@ def finals(runs: pd.DataFrame) -> pd.DataFrame:
     whose last finite cost is `last_cost` at `last_epoch`), initial and final validation and test
     accuracy where tracked, and its `outcome` (learned, did not learn, diverged) with the
     `progress` it is judged by."""
-    accuracies = [m for m in (ACCURACY, TEST_ACCURACY) if m in set(runs.metric)]
+    accuracies = [m for m in (ACCURACY, TEST_ACCURACY) if m in tracked(runs)]
     curves = per_epoch(runs, [COST, *accuracies])
     last = curves.loc[curves.groupby("run_id").epoch.idxmax()].set_index("run_id")
     first = curves.loc[curves.groupby("run_id").epoch.idxmin()].set_index("run_id")
@@ -207,6 +213,23 @@ def stated(runs: pd.DataFrame, key: str) -> float | None:
     if len(values) > 1:
         raise AnalysisError(f"{column}: the runs state different targets ({', '.join(sorted(values))}); report one sweep")
     return float(values.pop()) if values else None
+
+
+def budget_of(runs: pd.DataFrame) -> str | None:
+    """The budget that ended every run, '1,500 updates' (budget.updates) or '20,000 inputs seen'
+    (budget.examples); None where the runs trained for their epochs."""
+    for key, unit in (("budget.updates", "updates"), ("budget.examples", "inputs seen")):
+        values = {str(v) for v in runs[key].dropna()} - {"None", "null", ""} if key in runs else set()
+        if len(values) == 1:
+            return f"{int(float(values.pop())):,} {unit}"
+    return None
+
+
+def run_length(runs: pd.DataFrame, table: pd.DataFrame) -> str:
+    """How long every run trained: '1,500 updates each' (budget_of), else '30 epochs' (the longest
+    run of the `finals` table)."""
+    budget = budget_of(runs)
+    return f"{budget} each" if budget else f"{int(table.last_epoch.max())} epochs"
 
 
 def default_cost_target(table: pd.DataFrame) -> Target:

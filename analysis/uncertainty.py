@@ -5,8 +5,12 @@ statistics of its seeds. `over_seeds` recomputes a statistic on bootstrap resamp
 (Efron & Tibshirani 1993, ch. 13): with few seeds on every distinct resample, weighted by how
 often it is drawn, else on RESAMPLES random ones from a fixed generator, and takes the central
 LEVEL of the values, its ends being values some resample gave (the lower and higher quantiles).
-So with two seeds the interval is the two single-seed values; with more it narrows. One seed
-gives no interval, and its number is said to be one seed's.
+With two or three seeds a resample of one seed repeated is drawn more often than the tails
+allow, so the interval spans at least the single-seed values: it is their range, which covers
+the middle of the seeds' distribution only half the time with two seeds and three times in four
+with three, and it is called a range, not a 95% interval. From four seeds on it is the bootstrap's
+95% interval, and it narrows as seeds are added. One seed gives no interval, and its number is
+said to be one seed's.
 
 An interval answers only when its ends are at most WIDE apart as a ratio (the quantities here are
 compared as ratios) and every resample gave a value (a fit can find no bend). When it does not,
@@ -19,7 +23,7 @@ or 2), each end keeping at least one significant digit.
 
     updates = {0: 1200.0, 1: 1500.0, 2: 1300.0}
     found = over_seeds(list(updates), lambda seeds: geometric_mean([updates[s] for s in seeds]))
-    found.text()  # '1,300 (1,200–1,500; 95% over 3 seeds)'
+    found.text()  # '1,300 (1,200–1,500; range of 3 seeds)', and with 4 or more '…; 95% over 4 seeds'
 """
 
 from __future__ import annotations
@@ -83,11 +87,14 @@ class Estimate:
         return max(self.seeds, math.ceil(self.seeds * (math.log(self.ratio) / math.log(wide)) ** 2))
 
     def interval_text(self, fmt: Callable[[float], str] | None = None) -> str:
-        """'1,200–1,500; 95% over 3 seeds', or '1 seed: no interval'."""
+        """'1,200–1,500; 95% over 4 seeds', '…; range of 3 seeds' (too few seeds for a 95%
+        interval: is_range), or '1 seed: no interval'."""
         if self.seeds <= 1:
             return "1 seed: no interval"
         low, high = (fmt(self.low), fmt(self.high)) if fmt else rounded(self.value, self.low, self.high)[1:]
-        return f"{low}–{high}; {LEVEL:.0%} over {self.seeds} seeds" if low != high else f"{LEVEL:.0%} of the resamples of {self.seeds} seeds agree"
+        if low == high:
+            return f"the resamples of {self.seeds} seeds agree"
+        return f"{low}–{high}; {interval_name(self.seeds)}"
 
     def text(self, fmt: Callable[[float], str] | None = None, wide: float = WIDE) -> str:
         """The value with its interval, in the digits the interval allows (`fmt` formats all three
@@ -143,6 +150,19 @@ def over_seeds(seeds: Sequence, statistic: Callable[[list], float], lower: Calla
     low = quantile(lows, weights, tail, from_top=False)
     high = quantile(highs, weights, tail, from_top=True)
     return Estimate(value, low, high, len(seeds), missing)
+
+
+def is_range(seeds: int) -> bool:
+    """Whether the interval over this many seeds is their range rather than a LEVEL interval: a
+    resample of one seed repeated (weight seeds**-seeds) is more likely than a tail allows."""
+    return seeds ** -seeds > (1 - LEVEL) / 2
+
+
+def interval_name(seeds: int) -> str:
+    """What an interval over this many seeds is: 'range of 3 seeds', '95% over 5 seeds', '1 seed: no interval'."""
+    if seeds <= 1:
+        return "1 seed: no interval"
+    return f"range of {seeds} seeds" if is_range(seeds) else f"{LEVEL:.0%} over {seeds} seeds"
 
 
 def resamples(n: int) -> tuple[list[tuple[int, ...]], np.ndarray]:

@@ -1,10 +1,11 @@
 """Where a sweep's time goes beyond training: runs a study through the command line, each time
 in a new folder, and reads back from its store the jobs' own `train_time` and `eval_time`. For
 each arm (a launcher, and with --base the same launcher running another checkout's code) it
-prints the wall time and the time per job beyond training, counted two ways: beyond `train_time`
-(wall − Σ train_time, over the jobs), and beyond training and evaluation (wall − Σ train_time
-− Σ eval_time, over the jobs); for a parallel launcher also the wall time against the training
-compute per worker (Σ train_time / workers). Arms alternate over --rounds rounds (at least 5).
+prints the wall time and the time per job beyond training, in seconds of a worker, counted two
+ways: beyond `train_time` ((wall × workers − Σ train_time) / jobs), and beyond training and
+evaluation ((wall × workers − Σ train_time − Σ eval_time) / jobs); for a parallel launcher also
+the wall time against the compute per worker (Σ train_time / workers, and with Σ eval_time).
+With jobs of equal length a parallel sweep's last round may leave a worker idle: that counts. Arms alternate over --rounds rounds (at least 5).
 Targets (sequential lr_sweep): ≤ 0.15 s per job beyond training, evaluation counted; parallel
 never slower than sequential; nielsen_ch1 within 1.3× of its training compute per worker.
 
@@ -48,10 +49,12 @@ def arm(command: list[str], code: Path, workers: int):
             if done.returncode:
                 sys.exit(f"the sweep failed:\n{done.stderr[-3000:]}")
             jobs, train, evaluation = job_times(Path(folder))
-        figures = {"wall": wall, "jobs": jobs, "train": train, "beyond_train": (wall - train) / jobs,
+        # per job, in seconds of a worker: the workers' time (wall × workers) less the jobs' own
+        figures = {"wall": wall, "jobs": jobs, "train": train, "beyond_train": (wall * workers - train) / jobs,
                    "per_worker": wall / (train / workers)}
         if evaluation is not None:
-            figures |= {"eval": evaluation, "beyond_train_eval": (wall - train - evaluation) / jobs}
+            figures |= {"eval": evaluation, "beyond_train_eval": (wall * workers - train - evaluation) / jobs,
+                        "per_worker_eval": wall / ((train + evaluation) / workers)}
         return figures
 
     return run
@@ -91,6 +94,7 @@ def main() -> None:
         print(f"  per job beyond training and evaluation: {spread(figures.get('beyond_train_eval', []))}")
         if name.startswith("parallel"):
             print(f"  wall / (Σ train_time / workers): {spread(figures['per_worker'], '×')}  (target ≤ 1.3 on nielsen_ch1)")
+            print(f"  wall / ((Σ train_time + Σ eval_time) / workers): {spread(figures.get('per_worker_eval', []), '×')}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def runs(*changes: dict) -> pd.DataFrame:
 
 def test_runs_of_the_same_conditions_are_described_without_a_warning():
     line = conditions.describe(runs({}, {}))
-    assert "AMD EPYC, 2 cores, BLAS openblas 0.3.30 with 2 threads; load average 0.5" in line
+    assert "AMD EPYC, 2 cores, BLAS openblas 0.3.30, BLAS threads 2; load average 0.5" in line
     assert "⚠" not in line
 
 

@@ -114,6 +114,15 @@ def test_swept_values_sort_as_numbers_not_as_text():
                                                                "seed": "1, 2, 10"}
 
 
+@pytest.mark.parametrize("budget, shown", [("1500", "30 (not used: budget.updates = 1500 sets each run's length)"),
+                                            ("None", "30")])
+def test_the_shared_settings_say_epochs_are_not_used_where_a_budget_ends_the_runs(budget, shown):
+    runs = pd.DataFrame({"run_id": ["a", "b"], "parent_run_id": "p", "lr": [1.0, 3.0], "epochs": "30",
+                         "budget.updates": budget, "metric": "train_cost"})
+    _, shared = config_tables(runs)
+    assert shared.set_index("setting").value["epochs"] == shown
+
+
 def test_report_of_an_experiment_with_two_sweeps_covers_only_the_latest_unless_asked(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = synthetic_runs()
@@ -178,7 +187,7 @@ def test_report_builds_for_one_two_and_many_seeds(tmp_path, seeds):
     if len(seeds) == 1:
         assert "1 seed: no interval" in answer and "95% over" not in answer
     else:
-        assert f"95% over {len(seeds)} seeds" in answer or f"resamples of {len(seeds)} seeds agree" in answer
+        assert f"range of {len(seeds)} seeds" in answer or f"resamples of {len(seeds)} seeds agree" in answer
 
 
 def test_report_logs_its_answers_on_the_sweeps_parent_run(sweep, report):
@@ -244,6 +253,40 @@ def test_lr_sweep_answer_says_where_cost_falls_where_runs_stall_and_where_stabil
     assert "1 seed: no interval" in text
 
 
+def test_lr_sweep_answer_says_where_above_the_best_eta_the_seeds_part():
+    runs = sweep_of(*(run_rows(10, 1.0, seed, [1.0, 0.05, 0.01], [0.1, 0.9, 0.97]) for seed in (0, 1)),
+                    run_rows(10, 10.0, 0, [1.0, 0.01, 0.003], [0.1, 0.9, 0.98]),
+                    run_rows(10, 10.0, 1, [1.0, 0.5, 0.3], [0.1, 0.5, 0.6]))
+    text = " ".join(headline(pd.DataFrame(), summary.study(runs)))
+    assert "from η = 10 the seeds part (final training cost 0.003 to 0.3)" in text
+
+
+def test_with_one_seed_the_fastest_batch_size_is_said_to_be_that_seeds():
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
+    text = " ".join(headline(pd.DataFrame(), summary.study(runs, target_cost=0.1)))
+    assert ("each batch size at its best η (1 seed: intervals span only the measurements around the target, not the "
+            "spread between seeds, so what is fastest is this seed's)") in text
+
+
+def stalled_at(cost: float, **params) -> pd.DataFrame:
+    runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01], [0.1, 0.9, 0.97]),
+                    run_rows(10, 30.0, 0, [1.0, cost, cost], [0.1, 0.1, 0.1]))
+    return runs.assign(**params)
+
+
+@pytest.mark.parametrize("cost, params, saturated", [
+    (0.5, {"model.output": "sigmoid", "model.cost": "quadratic"}, True),
+    (0.5, {"model.output": "sigmoid", "model.cost": "cross_entropy"}, False),  # 0.5 means nothing there
+    (0.5, {}, False),  # the runs do not say
+    (0.3, {"model.output": "sigmoid", "model.cost": "quadratic"}, False),  # not what outputs all at 0 cost
+])
+def test_stalled_runs_are_called_saturated_only_at_the_cost_of_every_output_at_zero(cost, params, saturated):
+    runs = stalled_at(cost, **params)
+    text = " ".join(headline(runs, summary.study(runs)))
+    assert f"from η = 30 runs stall (final training cost ≈ {cost:g}" in text
+    assert ("the output units saturate" in text) == saturated
+
+
 def test_a_published_result_is_set_beside_the_runs():
     rows = [run_rows(10, 3.0, seed, [1.0, 0.1, 0.05], [0.1, 0.9, 0.95], test_accuracies=[0.1, 0.9, acc])
             for seed, acc in ((0, 0.94), (1, 0.95))]
@@ -251,7 +294,7 @@ def test_a_published_result_is_set_beside_the_runs():
     runs["study.reference.test_accuracy"] = "0.9542"
     runs["study.reference.source"] = "Nielsen, ch. 1"
     text = " ".join(headline(runs, summary.study(runs)))
-    assert "the final test accuracy, in %, is 94.5 (94.0–95.0; 95% over 2 seeds)" in text
+    assert "the final test accuracy, in %, is 94.5 (94.0–95.0; range of 2 seeds)" in text
     assert "the published 95.42% (Nielsen, ch. 1) is 0.9 points above its value" in text
 
 

@@ -59,6 +59,16 @@ def test_linear_scaling_answer_names_where_it_holds_and_where_it_breaks_with_tes
                 "size)" in text)
 
 
+def test_runs_ended_by_a_budget_in_updates_are_not_judged_as_the_rules_are_stated_at_equal_epochs():
+    runs = sweep(*line({10: 0.95, 20: 0.95, 40: 0.90})).assign(**{"budget.updates": "4000"})
+    found = rules(runs)
+    assert found.linear.empty and found.noise.empty and not found.sections()
+    assert found.answer() == [
+        "Scaling rules: not judged. Linear scaling and equal noise scale are stated at equal epochs, and these runs "
+        "trained for 4,000 updates each, so each batch size saw a different number of epochs (the `scaling_rules` "
+        "study judges them at equal epochs)."]
+
+
 @pytest.mark.parametrize("accuracy, test_size, expected", [
     (0.93, 10_000, 0.0108),  # 3·sqrt(2·0.93·0.07/10,000): MNIST's test set near 93%
     (0.976, 250, 0.0411),  # 3·sqrt(2·0.976·0.024/250): the digits' test set near 97.6%
@@ -164,12 +174,12 @@ def report_figures(tmp_path, runs) -> list[str]:
     return sorted(p.stem for p in (tmp_path / "out" / "figures").glob("*.png"))
 
 
-def test_report_draws_both_rules_for_a_sweep_along_their_lines_answering_the_study_first(tmp_path):
+def test_report_draws_both_rules_for_a_sweep_along_their_lines_answering_the_rules_first(tmp_path):
     runs = line({10: 0.95, 20: 0.95, 40: 0.95}) + line({10: 0.95, 20: 0.95, 40: 0.95}, n=200, ratio=0.05)
     drawn = report_figures(tmp_path, runs)
     assert {"linear_scaling", "noise_scale"} <= set(drawn)
     answer = (tmp_path / "out" / "report.md").read_text().split("## Answer\n", 1)[1]
-    assert answer.index("at its best η") < answer.index("**Linear scaling**") < answer.index("**Equal noise scale**")
+    assert answer.index("**Linear scaling**") < answer.index("**Equal noise scale**") < answer.index("at its best η")
 
 
 def test_report_draws_no_scaling_section_for_a_sweep_off_the_rules_lines(tmp_path):

@@ -253,3 +253,27 @@ def test_an_arm_that_never_reaches_the_target_is_censored_at_its_budget():
     arms = {arm.batch_size: arm for arm in summary.arms(next(iter(found.reached.values())), found.best)}
     assert not arms[10].censored
     assert arms["full"].censored and arms["full"].budget["updates"] == 20.0 and arms["full"].low("updates") == 20.0
+
+
+@pytest.mark.parametrize("metric", ["train_cost", "validation_accuracy"])
+def test_spread_over_seeds_is_each_groups_average_minimum_and_maximum(metric):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"batch_size": rng.choice([10, 100], 200), "lr": rng.choice([0.1, 1.0], 200),
+                          "epoch": rng.integers(0, 5, 200), "steps": rng.integers(0, 50, 200).astype(float),
+                          metric: rng.uniform(0.01, 1.0, 200)})
+    frame.loc[[3, 50], metric] = [0.0, np.nan]  # a cost of 0, a missing value
+    found = summary.spread(frame, ["batch_size", "lr"], "steps", metric).set_index(["batch_size", "lr", "epoch"])
+    for key, group in frame.groupby(["batch_size", "lr", "epoch"]):
+        row = found.loc[key]
+        expected = summary.average(metric)(group[metric])  # the one averaging convention, group by group
+        assert row["mean"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+        assert (row.steps_mean, row.low, row.high, row.n) == pytest.approx(
+            (group.steps.mean(), group[metric].min(), group[metric].max(), len(group)))
+
+
+@pytest.mark.parametrize("params, expected", [({"budget.updates": "1500"}, "1,500 updates each"),
+                                              ({"budget.examples": "20000"}, "20,000 inputs seen each"),
+                                              ({"budget.updates": "None"}, "2 epochs"), ({}, "2 epochs")])
+def test_run_length_names_the_budget_that_ended_every_run(params, expected):
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, 0.5, 0.1])).assign(**params)
+    assert summary.run_length(runs, summary.finals(runs)) == expected

@@ -25,6 +25,20 @@ def test_the_interval_narrows_as_seeds_are_added_around_the_same_values():
     assert few.high / few.low > many.high / many.low > 1
 
 
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_two_or_three_seeds_are_called_a_range_spanning_every_single_seed_value(seeds):
+    values = {0: 1.0, 1: 2.0, 2: 4.0}
+    found = over_seeds(range(seeds), mean_of(values))
+    assert (found.low, found.high) == (1.0, [2.0, 4.0][seeds - 2])
+    assert found.interval_text().endswith(f"; range of {seeds} seeds") and "95%" not in found.text()
+
+
+def test_four_seeds_give_a_95_percent_interval_inside_their_range():
+    found = over_seeds(range(4), mean_of({0: 1.0, 1: 2.0, 2: 4.0, 3: 8.0}))
+    assert 1.0 < found.low < found.high < 8.0  # a resample of one seed repeated weighs 1/256 < 2.5%
+    assert found.interval_text().endswith("; 95% over 4 seeds")
+
+
 def test_one_seed_has_no_interval_and_says_so():
     found = over_seeds([0], lambda seeds: 3.4567)
     assert not found.has_interval
