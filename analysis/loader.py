@@ -138,43 +138,47 @@ def run_columns(run) -> dict:
     return row
 
 
-def has_curves(run) -> bool:
-    logged = json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
-    return any(entry.get("path") == CURVES for entry in logged)
+def tables(run) -> set[str]:
+    """The metric tables a run logged (names.CURVES, and names.SERIES where it has per-update series)."""
+    return {entry.get("path") for entry in json.loads(run.data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))}
 
 
-def read_curves(run, tracking_uri: str, folder: Path) -> pa.Table:
-    """The run's curves table (`epoch` and one column per metric) with its run_id. Each reading
-    thread reuses its own folder (a folder per run costs more to remove than the read itself)."""
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{run.info.artifact_uri}/{CURVES}",
+def read_table(run, name: str, tracking_uri: str, folder: Path) -> pa.Table:
+    """One of the run's tables with its run_id. Each reading thread reuses its own folder (a folder
+    per run costs more to remove than the read itself)."""
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{run.info.artifact_uri}/{name}",
                                                dst_path=str(folder / str(threading.get_ident())),
                                                tracking_uri=tracking_uri)
     table = pq.read_table(path)
     return table.append_column("run_id", pa.array([run.info.run_id] * len(table), pa.string()))
 
 
-def read_histories(client: mlflow.MlflowClient, run_id: str, metrics) -> list[tuple]:
-    return [(run_id, key, point.step, point.value) for key in metrics for point in client.get_metric_history(run_id, key)]
+def read_histories(client: mlflow.MlflowClient, run_id: str, metrics) -> pd.DataFrame:
+    return pd.DataFrame([(run_id, key, point.step, point.value) for key in metrics
+                         for point in client.get_metric_history(run_id, key)], columns=["run_id", "metric", "step", "value"])
 
 
-def run_curves(client: mlflow.MlflowClient, run, folder: Path) -> tuple[pa.Table | None, list[tuple]]:
-    """Every metric point of one run: its curves table where it has one, and the histories of
-    the metrics the table does not hold."""
-    table = read_curves(run, client.tracking_uri, folder) if has_curves(run) else None
-    covered = set(table.column_names) if table is not None else set()
-    return table, read_histories(client, run.info.run_id, [key for key in run.data.metrics if key not in covered])
+def run_curves(client: mlflow.MlflowClient, run, folder: Path) -> tuple[pa.Table | None, list[pd.DataFrame]]:
+    """Every metric point of one run: its curves table where it has one (epoch, a column per
+    metric), and in long form (run_id, metric, step, value) its series table where it has one and
+    the histories of the metrics neither table holds (runs logged before the tables were)."""
+    logged = tables(run)
+    curves = read_table(run, CURVES, client.tracking_uri, folder) if CURVES in logged else None
+    series = (read_table(run, names.SERIES, client.tracking_uri, folder).to_pandas()
+              if names.SERIES in logged else pd.DataFrame(columns=["metric"]))
+    covered = (set(curves.column_names) if curves is not None else set()) | set(series.metric)
+    return curves, [series, read_histories(client, run.info.run_id, [key for key in run.data.metrics if key not in covered])]
 
 
-def long_form(tables: list[pa.Table], points: list[tuple]) -> pd.DataFrame:
+def long_form(curves: list[pa.Table], points: list[pd.DataFrame]) -> pd.DataFrame:
     """run_id, metric, step, value from the curves tables (joined once per set of columns, as
-    per-run pandas work would cost more than reading) and from the metric histories."""
+    per-run pandas work would cost more than reading) and from the points already in long form."""
     by_columns: dict[tuple, list[pa.Table]] = {}
-    for table in tables:
+    for table in curves:
         by_columns.setdefault(tuple(table.column_names), []).append(table)
     parts = [pa.concat_tables(group).to_pandas().rename(columns={"epoch": "step"})
              .melt(id_vars=["run_id", "step"], var_name="metric", value_name="value") for group in by_columns.values()]
-    parts.append(pd.DataFrame(points, columns=["run_id", "metric", "step", "value"]))
-    long = pd.concat([part for part in parts if len(part)], ignore_index=True)
+    long = pd.concat([part for part in parts + points if len(part)], ignore_index=True)
     return long.astype({"run_id": str, "metric": str, "step": "int64", "value": "float64"})
 
 
@@ -205,8 +209,8 @@ def load_runs(experiment: str, tracking_uri: str = DEFAULT_URI, sweep: str | Non
           mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}),
           ThreadPoolExecutor(readers(tracking_uri)) as pool):
         read = list(pool.map(lambda run: run_curves(client, run, Path(folder)), runs))
-    tables = [table for table, _ in read if table is not None]
-    return tidy(runs, long_form(tables, [point for _, history in read for point in history]))
+    return tidy(runs, long_form([curves for curves, _ in read if curves is not None],
+                                [part for _, parts in read for part in parts]))
 
 
 def tracked(runs: pd.DataFrame) -> set[str]:

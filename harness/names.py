@@ -64,6 +64,7 @@ EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_deve
 # artifacts of a run
 CONFIG_FILE = "config.yaml"
 CURVES = "curves.parquet"  # the per-epoch metrics as one table, one column per metric plus `epoch`
+SERIES = "series.parquet"  # the per-update series (step = updates made) as one table: metric, step, value
 WEIGHTS = "weights.npz"
 
 # keys of the profile (JSON) of a run's dataset input: the sizes of its splits and of its layers

@@ -183,7 +183,7 @@ class Recorder:
         self.flushed_at = time.monotonic()
 
     def finish(self, result: Result, network: Network) -> None:
-        """The curves and weights in one upload, then the last metrics with the status in one
+        """The curves, series and weights in one upload, then the last metrics with the status in one
         write, then FINISHED: a `status` of finished or diverged is only ever written with the
         last epoch. (MLflow's `log_table` would take four calls, and append a second copy of the
         curves if a retry follows a half-failed call.)"""
@@ -193,15 +193,19 @@ class Recorder:
 
         weights = {f"W{l + 1}": w for l, w in enumerate(network.weights)}
         weights.update({f"b{l + 1}": b for l, b in enumerate(network.biases)})
+        tables = [names.CURVES] + ([names.SERIES] if result.series else [])
         with tempfile.TemporaryDirectory() as folder:
-            # the per-epoch curves again as one table: analysis.loader reads a run in one artifact read
+            # the metrics again as tables: analysis.loader reads a run in one or two artifact reads
             pd.DataFrame(result.history).rename_axis("epoch").reset_index().to_parquet(Path(folder) / names.CURVES,
                                                                                        index=False)
+            if result.series:
+                pd.DataFrame([(name, step, value) for name, points in result.series.items() for step, value in points],
+                             columns=["metric", "step", "value"]).to_parquet(Path(folder) / names.SERIES, index=False)
             np.savez(Path(folder) / names.WEIGHTS, **weights)
             self.patiently(self.upload, folder)
         tags = {names.STATUS: result.status, names.LOAD_END: load_average(),
                 # and the table tag the MLflow UI and analysis.loader look for
-                MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": names.CURVES, "type": "table"}])}
+                MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": table, "type": "table"} for table in tables])}
         if result.diverged_epoch is not None:
             tags[names.DIVERGED_EPOCH] = str(result.diverged_epoch)
         self.patiently(self.client.log_batch, self.run_id, metrics=self.pending,

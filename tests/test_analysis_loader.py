@@ -121,3 +121,29 @@ def test_unknown_sweep_is_a_one_line_error(store):
 def test_untracked_metric_is_a_one_line_error_listing_the_tracked_ones():
     with pytest.raises(AnalysisError, match="metric 'grad_norm' not tracked in these runs; tracked: examples, steps"):
         require_metric(synthetic_runs(), "grad_norm")
+
+
+def test_loader_reads_a_runs_per_update_series_from_its_table_as_its_metric_histories_hold_them(tmp_path, monkeypatch):
+    import harness
+
+    from analysis import loader
+    from harness import names
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    harness.train_from_config(["data=blobs", "data.n=100", "model.hidden=[4]", "epochs=2", "measure.eval_every=3",
+                               "measure.batch_cost_every=2", f"tracking.uri={uri}", "progress=false"], track=True)
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert [entry["path"] for entry in json.loads(run.data.tags["mlflow.loggedArtifacts"])] == [names.CURVES, names.SERIES]
+    series = [key for key in run.data.metrics if key.endswith("_by_update") or key == "batch_cost"]
+    histories = pd.DataFrame([(run.info.run_id, key, p.step, p.value) for key in series
+                              for p in client.get_metric_history(run.info.run_id, key)],
+                             columns=["run_id", "metric", "step", "value"])
+    asked = []
+    read_histories = loader.read_histories
+    monkeypatch.setattr(loader, "read_histories", lambda client, run_id, metrics: asked.extend(metrics) or
+                        read_histories(client, run_id, metrics))
+    loaded = load_runs("harness", uri)
+    assert not set(asked) & set(series)  # read from the table, not one history per metric
+    assert len(histories) > 10 and {"train_cost_by_update", "batch_cost"} <= set(series)
+    pd.testing.assert_frame_equal(points(loaded[loaded.metric.isin(series)]), points(histories))
