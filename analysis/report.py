@@ -83,10 +83,9 @@ def config_tables(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     varied = pd.DataFrame([(k, ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted_values(k, vals)))
                            for k, vals in values.items() if len(vals) > 1], columns=["setting", "values"])
     shared = pd.DataFrame([(k, str(v[0])) for k, v in values.items() if len(v) == 1], columns=["setting", "value"])
-    budgets = [f"{k} = {v[0]}" for k, v in values.items()
-               if k in ("budget.updates", "budget.examples") and len(v) == 1 and str(v[0]) not in ("None", "null")]
-    if budgets:  # a budget ends every run, whatever `epochs` says
-        shared.loc[shared.setting == "epochs", "value"] += f" (not used: {budgets[0]} sets each run's length)"
+    budget = summary.budget_of(runs)
+    if budget:  # a budget ends every run, whatever `epochs` says
+        shared.loc[shared.setting == "epochs", "value"] += f" (not used: a budget of {budget} ends each run)"
     return varied, shared
 
 

@@ -114,7 +114,7 @@ def test_swept_values_sort_as_numbers_not_as_text():
                                                                "seed": "1, 2, 10"}
 
 
-@pytest.mark.parametrize("budget, shown", [("1500", "30 (not used: budget.updates = 1500 sets each run's length)"),
+@pytest.mark.parametrize("budget, shown", [("1500", "30 (not used: a budget of 1,500 updates ends each run)"),
                                             ("None", "30")])
 def test_the_shared_settings_say_epochs_are_not_used_where_a_budget_ends_the_runs(budget, shown):
     runs = pd.DataFrame({"run_id": ["a", "b"], "parent_run_id": "p", "lr": [1.0, 3.0], "epochs": "30",
