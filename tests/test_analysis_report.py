@@ -261,6 +261,20 @@ def test_lr_sweep_answer_says_where_above_the_best_eta_the_seeds_part():
     assert "from η = 10 the seeds part (final training cost 0.003 to 0.3)" in text
 
 
+@pytest.mark.parametrize("accuracies, expected", [
+    ({10: [0.1, 0.95, 0.97], 100: [0.1, 0.5, 0.5, 0.95]},
+     "To validation accuracy ≥ 0.9 the order is the same, told apart the same way."),
+    ({10: [0.1, 0.5, 0.95], 100: [0.1, 0.95, 0.97, 0.98]},  # m = 100 there first
+     "To reach validation accuracy ≥ 0.9: per epoch, m = 100 is fastest"),
+])
+def test_the_headline_says_whether_the_second_target_keeps_the_first_ones_order(accuracies, expected):
+    runs = sweep_of(*(run_rows(10, 1.0, seed, [1.0, 0.05, 0.01], accuracies[10]) for seed in (0, 1)),
+                    *(run_rows(100, 1.0, seed, [1.0, 0.5, 0.05, 0.01], accuracies[100]) for seed in (0, 1)))
+    text = " ".join(headline(pd.DataFrame(), summary.study(runs, target_cost=0.1, target_accuracy=0.9)))
+    assert "To reach training cost ≤ 0.1" in text and "per epoch, m = 10 is fastest" in text
+    assert expected in text
+
+
 def test_with_one_seed_the_fastest_batch_size_is_said_to_be_that_seeds():
     runs = sweep_of(run_rows(10, 1.0, 0, [1.0, 0.05, 0.01]), run_rows(100, 1.0, 0, [1.0, 0.5, 0.05]))
     text = " ".join(headline(pd.DataFrame(), summary.study(runs, target_cost=0.1)))
