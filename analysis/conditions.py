@@ -11,6 +11,7 @@ import pandas as pd
 from harness import names
 
 from .loader import find_experiment, search_all
+from .uncertainty import span
 
 # load average per core at the start of training: runs further apart than this shared the cores
 # with enough other work that their seconds do not compare
@@ -28,9 +29,8 @@ def read(client, experiment: str, run_ids) -> pd.DataFrame:
                         columns=["run_id", *COLUMNS])
 
 
-def spread(values: pd.Series) -> str:
-    low, high = f"{values.min():.3g}", f"{values.max():.3g}"
-    return low if low == high else f"{low}–{high}"
+def three_digits(value: float) -> str:
+    return f"{value:.3g}"
 
 
 def describe(conditions: pd.DataFrame) -> str:
@@ -46,8 +46,8 @@ def describe(conditions: pd.DataFrame) -> str:
     per_core = start / cores
     line = (f"**Timing.** Seconds of training ({names.TRAIN_TIME}) measured on {machine(names.CPU_MODEL)}, "
             f"{machine(names.CPU_COUNT)} cores, BLAS {machine(names.BLAS)}, BLAS threads {machine(names.BLAS_NUM_THREADS)}; "
-            f"load average {spread(start)} as training started ({spread(per_core)} per core)"
-            + (f", {spread(end)} as it ended" if len(end) else "") + ".")
+            f"load average {span(start, three_digits)} as training started ({span(per_core, three_digits)} per core)"
+            + (f", {span(end, three_digits)} as it ended" if len(end) else "") + ".")
     if len(recorded) < len(conditions):
         line += f" {len(conditions) - len(recorded)} of the {len(conditions)} runs recorded no conditions."
     differ = [MACHINE[key] for key in MACHINE if len(found[key]) > 1]

@@ -31,7 +31,7 @@ from harness import names
 from . import answers, conditions, embed, figures, gradient_noise, scaling, summary, uncertainty
 from .loader import DEFAULT_URI, AnalysisError, client_for, find_experiment, latest_sweep, load_runs, tracked
 from .summary import ACCURACY, CONFIG, COST, TEST_ACCURACY, batch_label, batch_order, batch_sizes
-from .uncertainty import rounded, significant
+from .uncertainty import rounded, significant, span
 
 QUESTION_KEYS = ["study.question", "question", names.DESCRIPTION]  # params, then tags, of the parent or a run
 SWEPT_ASIDE = {"tracking.uri", "tracking.experiment"}
@@ -169,7 +169,7 @@ def noise_text(found: summary.Study, target: summary.Target, b_crit: float) -> s
     return (f" The gradient noise scale B_simple in the last third of the way there, where McCandlish et al. compare it "
             f"with B_crit (each batch size at its best η; geometric mean over seeds [its interval over them, as "
             f"B_crit's: {uncertainty.interval_name(int(last.seeds.max()))}]): {each}; that is "
-            f"{span(last.b_simple / b_crit)}× B_crit.")
+            f"{span(last.b_simple / b_crit, number)}× B_crit.")
 
 
 def gradient_noise_table(found: summary.Study) -> pd.DataFrame:
@@ -533,12 +533,6 @@ def sizes_text(sizes) -> str:
     return ", ".join(sizes[:-1]) + f" and {sizes[-1]}" if len(sizes) > 1 else sizes[0]
 
 
-def span(values, fmt=number) -> str:
-    """'a' or 'a–b': the range of `values`."""
-    low, high = min(values), max(values)
-    return fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
-
-
 def seeds_text(changes: dict) -> str:
     return " and ".join(accuracy_change(changes[seed]).removesuffix(" points") for seed in sorted(changes))
 
@@ -671,7 +665,7 @@ def noise_scale_text(configs: pd.DataFrame, comparisons: pd.DataFrame, epochs: i
         line += (f" cannot be judged from one seed, which gives no interval. Single-seed observation, not a verdict: "
                  f"within the tolerance of each other ({within}) in {observed} of the {len(judged)} comparisons.")
     else:
-        held = (f"in {len(equal)} of the {len(judged)} judged comparisons, at g = {span(equal.noise_scale)} (the largest: "
+        held = (f"in {len(equal)} of the {len(judged)} judged comparisons, at g = {span(equal.noise_scale, number)} (the largest: "
                 f"g = {number(equal.iloc[-1].noise_scale)} at m = {equal.iloc[-1].m:g})" if len(equal)
                 else f"in none of the {len(judged)} judged comparisons")
         line += (f" reach equal final test accuracy {held}; they part in {len(apart)}"

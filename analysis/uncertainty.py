@@ -206,6 +206,13 @@ def significant(value: float, digits: int = 2) -> str:
     return at_place(value, decimal_place(value) - digits + 1) if np.isfinite(value) else str(value)
 
 
+def span(values, fmt: Callable[[float], str]) -> str:
+    """'a' or 'a–b': the range of `values` (NaN left out) as `fmt` writes it, once where both ends
+    read alike."""
+    low, high = fmt(np.nanmin(values)), fmt(np.nanmax(values))
+    return low if low == high else f"{low}–{high}"
+
+
 def rounded(value: float, low: float, high: float) -> tuple[str, str, str]:
     """(value, low, high) rounded to the decimal place of the leading digit of high − low (the next
     place when that digit is 1 or 2); each keeping at least one significant digit. An interval of
