@@ -92,7 +92,8 @@ def spread(frame: pd.DataFrame, by: list[str], x: str, y: str) -> pd.DataFrame:
     geometric = not names.is_accuracy(y)
     with np.errstate(divide="ignore"):  # a cost of 0 makes the geometric mean 0, as geometric_mean
         averaged = np.log(values) if geometric else values
-    groups = frame.assign(_x=frame[x].astype(float), _y=values, _a=averaged, _nan=values.isna()).groupby(by + ["epoch"], sort=True)
+    columns = frame[by + ["epoch"]].assign(_x=frame[x].astype(float), _y=values, _a=averaged, _nan=values.isna())
+    groups = columns.groupby(by + ["epoch"], sort=True)  # only the columns aggregated, not the runs' params
     found = groups.agg(**{x + "_mean": ("_x", "mean"), "mean": ("_a", "mean"), "low": ("_y", "min"),
                           "high": ("_y", "max"), "n": ("_y", "size"), "nan": ("_nan", "any")})
     if geometric:  # exp(mean(log)) kept within the values' range, and NaN with a NaN value, as geometric_mean
