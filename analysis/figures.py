@@ -216,8 +216,9 @@ def convergence(runs: pd.DataFrame, metric: str = COST, x: str = "epoch") -> Fig
     if log:
         curves = curves[curves[x] > 0]
     agg = summary.spread(curves[~curves.diverged], CONFIG, x, metric)
-    lengths = curves.groupby("batch_size")[x].max()  # a budget in updates gives m = 10 a tenth of GD's epochs
-    figure, axes = grid(len(batches), sharex=bool(lengths.max() <= 2 * lengths.min()))
+    # a budget in updates gives m = 10 a hundredth of GD's epochs, squeezed into a sliver on a shared linear axis
+    lengths = curves.groupby("batch_size")[x].max()
+    figure, axes = grid(len(batches), sharex=bool(log or lengths.max() <= 2 * lengths.min()))
     for ax, batch_size in zip(axes, batches):
         for lr in lrs:
             config = agg[(agg.batch_size == batch_size) & (agg.lr == lr)]

@@ -51,13 +51,15 @@ def lines(ax, gid):
     return [line for line in ax.get_lines() if line.get_gid() == gid]
 
 
-def test_convergence_shares_the_epoch_axis_only_between_batch_sizes_of_like_length(runs):
+def test_convergence_shares_a_linear_epoch_axis_only_between_batch_sizes_of_like_length_and_a_log_axis_always(runs):
     shared = [ax for ax in figures.convergence(runs).axes if ax.get_visible()]
     assert shared[0].get_shared_x_axes().joined(shared[0], shared[-1])  # every run has 10 epochs
     budget = runs[~((runs.batch_size == 10) & (runs.step > 2))]  # m = 10 stops after 2 epochs, as in an update budget
     apart = [ax for ax in figures.convergence(budget).axes if ax.get_visible()]
     assert not apart[0].get_shared_x_axes().joined(apart[0], apart[-1])
     assert apart[0].get_xlim()[1] < 3 < apart[-1].get_xlim()[1]
+    logged = [ax for ax in figures.convergence(budget, x="steps").axes if ax.get_visible()]
+    assert logged[0].get_xscale() == "log" and logged[0].get_shared_x_axes().joined(logged[0], logged[-1])
 
 
 def test_convergence_has_one_panel_per_batch_size_and_one_mean_line_per_stable_lr(runs):
