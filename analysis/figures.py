@@ -196,12 +196,13 @@ def title(text: str) -> str:
 
 def curves_against(runs: pd.DataFrame, metric: str, x: str) -> pd.DataFrame:
     """Per (run, point): the run's columns, `metric` and `x`. Against updates, the scheduled
-    evaluations (`*_by_update`) are used where the runs have them; each point is an `epoch` row."""
+    evaluations (`*_by_update`) are used where the runs have them; each point is an `epoch` row.
+    Only measured points: a training split evaluated every k-th epoch leaves the others out."""
     if x == names.STEPS and names.by_update(metric) in tracked(runs):
         points = summary.measured(runs, metric).rename(columns={"updates": x, "value": metric})
         points["epoch"] = points.groupby("run_id").cumcount()  # the point's rank: seeds share update counts
         return runs[summary.RUN].drop_duplicates("run_id").merge(points, on="run_id")
-    return summary.per_epoch(runs, [metric] + ([x] if x != "epoch" else []))
+    return summary.per_epoch(runs, [metric] + ([x] if x != "epoch" else [])).dropna(subset=[metric])
 
 
 @themed

@@ -112,7 +112,7 @@ def finals(runs: pd.DataFrame) -> pd.DataFrame:
     first = curves.loc[curves.groupby("run_id").epoch.idxmin()].set_index("run_id")
     table = last[RUN[1:]].copy()
     table["last_epoch"] = last.epoch
-    table["last_cost"] = last[COST]
+    table["last_cost"] = curves.dropna(subset=[COST]).groupby("run_id")[COST].last()  # where it was last measured
     table["initial_cost"] = first[COST]
     table["final_cost"] = last[COST].where(~last.diverged)
     for metric in accuracies:
@@ -274,7 +274,7 @@ def measured(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     the end of each epoch and, where the run has them, the scheduled evaluations
     (`names.by_update(metric)`), which fall between epochs."""
     epochs = per_epoch(runs, [metric, names.STEPS])[["run_id", names.STEPS, metric]]
-    epochs = epochs.rename(columns={names.STEPS: "updates", metric: "value"})
+    epochs = epochs.rename(columns={names.STEPS: "updates", metric: "value"}).dropna(subset=["value"])  # not measured
     scheduled = runs[runs.metric == names.by_update(metric)][["run_id", "step", "value"]].rename(columns={"step": "updates"})
     points = pd.concat([scheduled, epochs], ignore_index=True).astype({"updates": "int64"})
     return points.drop_duplicates(["run_id", "updates"]).sort_values(["run_id", "updates"], ignore_index=True)

@@ -75,7 +75,7 @@ class Config:
     budget: Budget = field(default_factory=Budget)  # updates or inputs seen, instead of epochs
     seed: int = 0
     last_batch: str = "keep"  # when m does not divide n: "keep" the short batch or "drop" it
-    divergence_ratio: float = 1e4  # the run diverged once its train cost exceeds this × the initial one
+    divergence_ratio: float = 1e4  # the run diverged once its train cost (or validation cost, where the train split is not evaluated) exceeds this × the initial one
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
     verbose: bool = False  # also show what Hydra, MLflow and other libraries say on the terminal
@@ -167,6 +167,8 @@ def check(cfg) -> None:
     for key in ("batch_cost_every", "noise_scale_every", "eval_every", "eval_per_decade"):
         if cfg.measure[key] < 0:
             raise ConfigError(f"measure.{key}: {cfg.measure[key]} must be an integer >= 0 (0: off)")
+    if cfg.measure.train_split_every < 1:
+        raise ConfigError(f"measure.train_split_every: {cfg.measure.train_split_every} must be an integer >= 1 (1: every evaluation)")
     if cfg.measure.noise_probe < 2:
         raise ConfigError(f"measure.noise_probe: {cfg.measure.noise_probe} must be an integer >= 2")
     reference = cfg.study.reference.test_accuracy

@@ -24,6 +24,7 @@ class Measurements:
     noise_probe: int = 100  # B, the inputs of the probe batch for B_simple (at least 2)
     eval_every: int = 0  # evaluate every split after every k-th update; 0: never
     eval_per_decade: int = 0  # evaluate every split at N log-spaced update counts per decade; 0: never
+    train_split_every: int = 1  # evaluate the training split at every k-th evaluation only; 1: at each
 
 
 def eval_schedule(measure: Measurements, total_updates: int) -> set[int]:
@@ -37,6 +38,15 @@ def eval_schedule(measure: Measurements, total_updates: int) -> set[int]:
             points.add(point)
             i += 1
     return points
+
+
+def train_split_due(measure: Measurements, scheduled: set[int], last_epoch: int):
+    """When the training split is evaluated too: at epoch 0, every k-th epoch and the last one, and
+    at every k-th of the scheduled update counts (k = `measure.train_split_every`). It is the
+    largest split of most data sets, and its cost the one a run is judged to diverge by."""
+    k = measure.train_split_every
+    at_updates = set(sorted(scheduled)[k - 1::k])
+    return (lambda epoch: epoch % k == 0 or epoch == last_epoch), at_updates
 
 
 def squared_norm(gradient: tuple[list[np.ndarray], list[np.ndarray]]) -> float:

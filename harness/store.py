@@ -311,7 +311,7 @@ def complete(client: MlflowClient, run: Run, epochs: int) -> bool:
     """Every epoch the run claims is in the store: 0 to `epochs`, or up to the one before it diverged."""
     tags = run.data.tags
     last = int(tags[names.DIVERGED_EPOCH]) - 1 if tags.get(names.STATUS) == names.DIVERGED else epochs
-    recorded = {point.step for point in client.get_metric_history(run.info.run_id, names.TRAIN_COST)}
+    recorded = {point.step for point in client.get_metric_history(run.info.run_id, names.STEPS)}  # logged every epoch
     return recorded >= set(range(last + 1))
 
 

@@ -25,7 +25,7 @@ from threadpoolctl import ThreadpoolController
 
 from .data import Dataset, Split
 from . import names
-from .measure import Measurements, eval_schedule, gradient_norm, noise_scale
+from .measure import Measurements, eval_schedule, gradient_norm, noise_scale, train_split_due
 from .network import Network
 
 # from this many inputs per mini-batch on, matrix products are big enough to share between BLAS
@@ -103,11 +103,11 @@ def mini_batches(train: Split, m: int, rng: np.random.Generator, last_batch: str
         yield train.X.take(order[start:stop], axis=0), targets[start:stop]  # take: a little faster than X[rows]
 
 
-# inputs per product when evaluating: a chunk's activations stay in the core's cache, and below
-# SHARED_BATCH its products run on one thread, as training's small ones do. A multiple of 384, so
-# that every input is computed by the same BLAS kernel, in the same order, as in one product over
-# the whole split (kernels take inputs 2 to 24 at a time; the last chunk ends where the split does)
-EVAL_CHUNK = 768
+# inputs per product when evaluating: a chunk's activations stay in the core's cache, and a
+# chunk's outputs are bit for bit those of one product over the whole split, with OpenBLAS's
+# Haswell kernels and with its SkylakeX ones, which at 768 inputs give other last bits
+# (tests/test_train.py checks both where the CPU has them)
+EVAL_CHUNK = 1536
 
 
 class Evaluator:
@@ -128,10 +128,11 @@ class Evaluator:
         self.hidden = [np.empty((n, chunk), network.dtype, order="F") for n in network.sizes[1:-1]]
         self.blas = ThreadpoolController()
 
-    def __call__(self) -> dict:
+    def __call__(self, train_split: bool = True) -> dict:
+        """The metrics of every split, or of every split but the training one where there are others."""
         start, metrics = time.perf_counter(), {}
         with self.blas.limit(limits=1):
-            for name, split, labels, out in self.outputs:
+            for name, split, labels, out in self.outputs if train_split else self.outputs[1:] or self.outputs:
                 for first in range(0, len(split), EVAL_CHUNK):
                     last = min(first + EVAL_CHUNK, len(split))
                     self.network.feedforward_into(split.X[first:last], out[:, first:last], self.hidden)
@@ -166,8 +167,11 @@ def train(
     After each epoch, `on_epoch(epoch, metrics, series)` gets that epoch's metrics and the per-step
     measurements made during it: with an evaluation schedule (`measure.eval_every`,
     `measure.eval_per_decade`) these include every split's cost and accuracy after the scheduled
-    updates, under `names.by_update(metric)`, and at update 0 with epoch 0. `train_time` counts
-    the updates and the sampling only, `eval_time` the evaluations of the splits."""
+    updates, under `names.by_update(metric)`, and at update 0 with epoch 0. With
+    `measure.train_split_every` = k > 1 the training split is left out of all but every k-th of
+    these evaluations and of the epochs' (`measure.train_split_due`); where it is left out, a
+    divergence is judged on the validation cost (the test cost without a validation split). `train_time` counts the
+    updates and the sampling only, `eval_time` the evaluations of the splits."""
     data = data.astype(network.dtype)  # float32 stays float32: no array of the run is upcast
     n = len(data.train)
     result = Result("finished")
@@ -177,10 +181,11 @@ def train(
     total = planned_updates(n, batch_size, last_batch, epochs, budget)
     last_epoch = planned_epochs(n, batch_size, last_batch, epochs, budget)
     scheduled = eval_schedule(measure, total)
+    train_split_at_epoch, train_split_at_update = train_split_due(measure, scheduled, last_epoch)
     evaluate = Evaluator(network, data)
 
-    def evaluate_all() -> dict:
-        metrics = evaluate()
+    def evaluate_all(epoch: int) -> dict:
+        metrics = evaluate(train_split_at_epoch(epoch))
         if measure.grad_norm:
             metrics["grad_norm"] = gradient_norm(network, data.train.X, data.train.Y)
         return metrics
@@ -208,7 +213,7 @@ def train(
     def evaluate_scheduled(series: Series, metrics: dict | None = None) -> None:
         """Every split's cost and accuracy after update number `steps` (evaluation draws nothing
         from `rng`, so the run's trajectory is the same with or without a schedule)."""
-        for name, value in (metrics or evaluate()).items():
+        for name, value in (metrics or evaluate(steps in train_split_at_update)).items():
             if math.isfinite(value):  # never a NaN or inf in the record
                 series.setdefault(names.by_update(name), []).append((steps, value))
 
@@ -217,12 +222,12 @@ def train(
     threads = 1 if batch_size != "full" and batch_size < SHARED_BATCH else None  # None: as they are
     errors_ignored = dict(over="ignore", invalid="ignore", under="ignore", divide="ignore")
     with np.errstate(**errors_ignored):
-        initial = evaluate_all()
+        initial = evaluate_all(0)
         series: Series = {}
         if scheduled:
             evaluate_scheduled(series, {k: v for k, v in initial.items() if k != names.GRAD_NORM})
         record(0, initial, series)
-    initial_cost = result.history[0]["train_cost"]
+    initial = result.history[0]
     for epoch in range(1, last_epoch + 1):
         series: Series = {}
         start, measure_time = time.perf_counter(), 0.0
@@ -243,8 +248,9 @@ def train(
                     break
         train_time += time.perf_counter() - start - measure_time
         with np.errstate(**errors_ignored):
-            metrics = evaluate_all()
-        exploded = diverged(metrics["train_cost"], initial_cost, divergence_ratio)
+            metrics = evaluate_all(epoch)
+        judged = next(cost for cost in (names.TRAIN_COST, names.VALIDATION_COST, names.TEST_COST) if cost in metrics)
+        exploded = diverged(metrics[judged], initial[judged], divergence_ratio)
         if exploded or not all(map(math.isfinite, metrics.values())):  # never a NaN or inf in the history
             result.status = "diverged"
             result.diverged_epoch = epoch

@@ -24,8 +24,9 @@ def run_rows(batch_size, lr, seed, costs, accuracies=None, scheduled=None, diver
         run["study.target_cost"] = str(target_cost)
     rows = []
     for epoch, cost in enumerate(costs):
-        values = {"train_cost": cost, "steps": UPDATES_PER_EPOCH * epoch, "examples": train_size * epoch,
-                  "train_time": 0.5 * epoch}
+        values = {"steps": UPDATES_PER_EPOCH * epoch, "examples": train_size * epoch, "train_time": 0.5 * epoch}
+        if cost is not None:  # None: the training split was not evaluated that epoch
+            values["train_cost"] = cost
         if accuracies is not None:
             values["validation_accuracy"] = accuracies[epoch]
         if test_accuracies is not None:
@@ -205,6 +206,13 @@ def test_updates_to_a_target_span_the_measurement_before_it_and_the_one_at_it():
     assert found.value == pytest.approx(np.sqrt(20 * 30))
     examples = summary.reach_estimate(table, 10, 1.0, "examples")  # 10 inputs per update
     assert (examples.low, examples.high) == (100.0, 300.0)
+
+
+def test_a_target_reached_between_evaluations_of_the_training_split_spans_back_to_the_last_one():
+    # measure.train_split_every=3: the training cost is measured at epochs 0 and 3 only
+    runs = sweep(run_rows(10, 1.0, 0, [1.0, None, None, 0.05]))
+    reached = summary.to_target(runs, summary.Target("train_cost", 0.1, "")).iloc[0]
+    assert (reached.before, reached.updates) == (0.0, 30.0)
 
 
 def exact_scaling(b_crit: dict, s_min: float = 100.0, sizes=(1, 2, 4, 8, 16, 64), gap: float = 0.0):

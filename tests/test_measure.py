@@ -7,7 +7,7 @@ import pytest
 from harness import compose
 from harness.config import ConfigError, check
 from harness.data import Blobs, Linear
-from harness.measure import Measurements, eval_schedule, gradient_noise, noise_scale
+from harness.measure import Measurements, eval_schedule, gradient_noise, noise_scale, train_split_due
 from harness.network import Network
 from harness.train import train
 
@@ -123,6 +123,42 @@ def test_scheduled_evaluation_records_costs_at_those_updates_and_leaves_the_run_
     assert costs[0][1] == plain.history[0]["train_cost"] and costs[-1][1] == plain.final["train_cost"]
     assert set(timed.series) == {f"{split}_{what}_by_update" for split in ("train", "validation", "test")
                                  for what in ("cost", "accuracy") if (split, what) != ("train", "accuracy")}
+
+
+def test_the_training_split_is_due_every_kth_epoch_and_at_the_last_and_every_kth_scheduled_update():
+    at_epoch, at_update = train_split_due(Measurements(train_split_every=3), {2, 4, 6, 8, 10, 12, 14}, last_epoch=7)
+    assert [epoch for epoch in range(8) if at_epoch(epoch)] == [0, 3, 6, 7]
+    assert sorted(at_update) == [6, 12]
+
+
+def test_evaluating_the_training_split_less_often_leaves_the_other_metrics_and_the_run_unchanged():
+    data = Blobs(n=90).load()
+    runs = {k: train(Network.from_sizes([2, 4, 3], seed=0), data, 1.0, 10, 4, np.random.default_rng(1),
+                     measure=Measurements(eval_every=3, train_split_every=k)) for k in (1, 3)}
+    every, sparse = runs[1], runs[3]
+    assert [epoch for epoch, metrics in enumerate(sparse.history) if "train_cost" in metrics] == [0, 3, 4]
+    drop = ("train_cost", "train_time", "eval_time")
+    assert [{k: v for k, v in e.items() if k not in drop} for e in sparse.history] == \
+           [{k: v for k, v in e.items() if k not in drop} for e in every.history]
+    assert [sparse.history[e]["train_cost"] for e in (0, 3, 4)] == [every.history[e]["train_cost"] for e in (0, 3, 4)]
+    measured = dict(sparse.series["train_cost_by_update"])
+    assert sorted(measured) == [0, 9, 18, 27, 36] and all(every_value == measured[step] for step, every_value
+                                                           in every.series["train_cost_by_update"] if step in measured)
+    assert sparse.series["test_cost_by_update"] == every.series["test_cost_by_update"]
+
+
+def test_a_run_that_diverges_between_evaluations_of_its_training_split_stops_by_its_validation_cost():
+    data, stopped = Linear(n=60).load(), {}
+    for k in (1, 4):
+        network = Network.from_sizes([data.n_in, 4, data.n_out], seed=0, output="identity")
+        result = train(network, data, 1e3, 10, 20, np.random.default_rng(0), measure=Measurements(train_split_every=k))
+        stopped[k] = (result.status, result.diverged_epoch)
+    assert stopped[4] == stopped[1] == ("diverged", 1)  # its costs stay finite for epochs more (1e40 at epoch 1)
+
+
+def test_training_split_every_below_one_is_a_config_error():
+    with pytest.raises(ConfigError, match="measure.train_split_every: 0 must be an integer >= 1"):
+        check(compose(["measure.train_split_every=0"]))
 
 
 @pytest.mark.parametrize("key", ["eval_every", "eval_per_decade"])

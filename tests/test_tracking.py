@@ -89,12 +89,12 @@ def test_a_run_whose_end_the_store_refuses_stays_running_for_the_next_launch_to_
 
 
 def finished_run_with_epochs(uri, steps: list[int], tags: dict | None = None) -> tuple[str, str]:
-    """A FINISHED run of the default config holding train_cost at `steps` only."""
+    """A FINISHED run of the default config holding its epochs' `steps` metric at `steps` only."""
     client = store.connect(uri)
     experiment = store.experiment_id(client, "harness")
     digest = harness.config.config_hash(harness.compose(["epochs=5"]))
     run_id = client.create_run(experiment, tags={names.CONFIG_HASH: digest, **(tags or {})}).info.run_id
-    client.log_batch(run_id, metrics=[Metric(names.TRAIN_COST, 1.0, 0, step) for step in steps])
+    client.log_batch(run_id, metrics=[Metric(names.STEPS, 10.0 * step, 0, step) for step in steps])
     client.set_terminated(run_id, "FINISHED")
     return experiment, digest
 
@@ -113,6 +113,15 @@ def test_resume_takes_a_diverged_run_with_every_epoch_before_it_diverged(uri):
     experiment, digest = finished_run_with_epochs(uri, [0, 1, 2], {names.STATUS: names.DIVERGED,
                                                                    names.DIVERGED_EPOCH: "3"})
     assert store.finished_run(MlflowClient(uri), experiment, digest, epochs=5) is not None
+
+
+def test_resume_takes_a_finished_run_whose_training_split_was_evaluated_every_third_epoch(uri):
+    overrides = [*SMALL, "epochs=5", "measure.train_split_every=3", f"tracking.uri={uri}"]
+    harness.train_from_config(overrides, track=True)
+    client = store.connect(uri)
+    assert [point.step for point in client.get_metric_history(the_run(uri).info.run_id, names.TRAIN_COST)] == [0, 3, 5]
+    digest = harness.config.config_hash(harness.compose(overrides))
+    assert store.finished_run(client, store.experiment_id(client, "harness"), digest, epochs=5) is not None
 
 
 def test_a_half_created_store_without_runs_is_made_anew(workdir, capsys):

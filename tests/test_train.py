@@ -1,9 +1,15 @@
 """Gradient descent and SGD behave as the method says they must."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from conftest import MNIST
 from harness.data import Dataset, Digits, Split
 from harness.network import Network
 from harness.train import EVAL_CHUNK, Evaluator, batch_bounds, random_streams, train
@@ -91,6 +97,35 @@ def test_evaluation_in_chunks_gives_the_whole_split_metrics_bit_for_bit(dtype):
     assert evaluate() == whole_split_metrics(network, data)
     with threadpool_limits(limits=1):  # and each output, which the sum of a cost may round away
         assert all(np.array_equal(out.T, network.feedforward(split.X)) for _, split, _, out in evaluate.outputs)
+
+
+# OpenBLAS's kernel sets of x86-64 this machine may run, each with the instructions it needs
+KERNEL_SETS = {"Haswell": "avx2", "SkylakeX": "avx512f"}
+MNIST_CHUNKS_VS_WHOLE = """
+import sys
+import numpy as np
+from threadpoolctl import threadpool_limits
+from harness.data import Mnist
+from harness.network import Network
+from harness.train import Evaluator
+network = Network.from_sizes([784, 30, 10], seed=1)
+evaluate = Evaluator(network, Mnist(root=sys.argv[1], download=False).load())
+evaluate()
+with threadpool_limits(limits=1):
+    print(*(np.array_equal(out.T, network.feedforward(split.X)) for _, split, _, out in evaluate.outputs))
+"""
+
+
+@pytest.mark.parametrize("kernels", sorted(KERNEL_SETS))
+def test_evaluation_in_chunks_gives_mnists_whole_split_outputs_bit_for_bit_with_each_openblas_kernel_set(kernels):
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists() or KERNEL_SETS[kernels] not in cpuinfo.read_text().split():
+        pytest.skip(f"this CPU cannot run OpenBLAS's {kernels} kernels")
+    if not MNIST.exists():
+        pytest.skip(f"no MNIST at {MNIST}")
+    done = subprocess.run([sys.executable, "-c", MNIST_CHUNKS_VS_WHOLE, str(MNIST)], capture_output=True, text=True,
+                          env={**os.environ, "OPENBLAS_CORETYPE": kernels}, check=True)
+    assert done.stdout.split() == ["True", "True", "True"]  # train, validation and test
 
 
 def test_evaluation_time_is_recorded_beside_training_time():
