@@ -135,6 +135,7 @@ def cli() -> None:
     if problem:
         exit_with(f"error: {problem}", 2)
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    console.through_the_root()  # before MLflow is imported
     with signals.handled():
         try:
             main()

@@ -8,6 +8,9 @@ import logging
 import os
 
 HARNESS = "harness"  # the logger of the harness's own lines
+# the loggers MLflow gives a handler of its own when imported (mlflow.utils.logging_utils), at its levels
+MLFLOW_LOGGERS = {"mlflow": logging.INFO, "alembic": logging.WARNING, "sqlalchemy.engine": logging.WARNING,
+                  "huey": logging.WARNING}
 
 
 def terminal_loggers(verbose: bool) -> str:
@@ -23,3 +26,16 @@ def quiet(verbose: bool) -> None:
     logging.captureWarnings(True)
     if not verbose:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    through_the_root()
+
+
+def through_the_root() -> None:
+    """MLflow's loggers at MLflow's levels (so SQLAlchemy never logs its statements) but without
+    the handlers MLflow gives them: their lines go through the root logger's handlers, as every
+    library's do. Named in Hydra's logging config instead, they would cost each job's logging
+    setup a pass over all of MLflow's loggers for each of them."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # read when MLflow is imported
+    for name, level in MLFLOW_LOGGERS.items():  # and where it was imported already
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [], True
+        logger.setLevel(level)

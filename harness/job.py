@@ -26,14 +26,13 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
 
 from . import data as datasets
 from . import duration, memory, names, signals, store, tracking
 from .config import check, check_batch_size, config_hash
 from .errors import ConfigError, describe
 from .network import Network
-from .train import Result, planned_epochs, random_streams, train
+from .train import Result, blas, planned_epochs, random_streams, train
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -193,7 +192,7 @@ class Job:
         """check → build → (skip if done) → open run → train → close run."""
         cfg, context = self.cfg, self.context
         check(cfg)
-        with threadpool_limits(limits=cfg.blas_threads):
+        with blas().limit(limits=cfg.blas_threads):
             dataset, network, sampling_rng = build(cfg)  # checks what depends on the data, before tracking
             if context.sweep is None:  # a sweep's jobs were timed and checked before the first began
                 expected = duration.check(cfg, duration.sample(dataset))

@@ -18,6 +18,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -103,6 +104,13 @@ def mini_batches(train: Split, m: int, rng: np.random.Generator, last_batch: str
         yield train.X.take(order[start:stop], axis=0), targets[start:stop]  # take: a little faster than X[rows]
 
 
+@cache
+def blas() -> ThreadpoolController:
+    """The BLAS libraries of this process (NumPy's and SciPy's, loaded with harness.network), found
+    once: a search goes through every loaded library, milliseconds once MLflow is imported."""
+    return ThreadpoolController()
+
+
 # inputs per product when evaluating: a chunk's activations stay in the core's cache, and a
 # chunk's outputs are bit for bit those of one product over the whole split, with OpenBLAS's
 # Haswell kernels and with its SkylakeX ones, which at 768 inputs give other last bits
@@ -126,12 +134,11 @@ class Evaluator:
                         for name, split in splits]
         chunk = min(EVAL_CHUNK, max(len(split) for _, split in splits))
         self.hidden = [np.empty((n, chunk), network.dtype, order="F") for n in network.sizes[1:-1]]
-        self.blas = ThreadpoolController()
 
     def __call__(self, train_split: bool = True) -> dict:
         """The metrics of every split, or of every split but the training one where there are others."""
         start, metrics = time.perf_counter(), {}
-        with self.blas.limit(limits=1):
+        with blas().limit(limits=1):
             for name, split, labels, out in self.outputs if train_split else self.outputs[1:] or self.outputs:
                 for first in range(0, len(split), EVAL_CHUNK):
                     last = min(first + EVAL_CHUNK, len(split))
@@ -218,7 +225,6 @@ def train(
                 series.setdefault(names.by_update(name), []).append((steps, value))
 
     measuring = measure.batch_cost_every or measure.noise_scale_every
-    blas = ThreadpoolController()  # found once: finding the BLAS libraries takes 0.2 ms
     threads = 1 if batch_size != "full" and batch_size < SHARED_BATCH else None  # None: as they are
     errors_ignored = dict(over="ignore", invalid="ignore", under="ignore", divide="ignore")
     with np.errstate(**errors_ignored):
@@ -232,7 +238,7 @@ def train(
         series: Series = {}
         start, measure_time = time.perf_counter(), 0.0
         full = [(data.train.X, data.train.Y)] if batch_size == "full" else None
-        with np.errstate(**errors_ignored), blas.limit(limits=threads):
+        with np.errstate(**errors_ignored), blas().limit(limits=threads):
             for X, Y in full or mini_batches(data.train, batch_size, rng, last_batch):
                 if measuring:
                     measure_start = time.perf_counter()
