@@ -111,10 +111,10 @@ def blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-# inputs per product when evaluating: a chunk's activations stay in the core's cache, and a
-# chunk's outputs are bit for bit those of one product over the whole split, with OpenBLAS's
-# Haswell kernels and with its SkylakeX ones, which at 768 inputs give other last bits
-# (tests/test_train.py checks both where the CPU has them)
+# inputs per product when evaluating: a chunk's activations stay in the core's cache, and on
+# MNIST's splits its outputs are bit for bit those of one product over the whole split with
+# OpenBLAS's SkylakeX kernels as with its Haswell ones (at 768, SkylakeX's give other last bits;
+# tests/test_train.py checks both where the CPU has them)
 EVAL_CHUNK = 1536
 
 
@@ -177,8 +177,8 @@ def train(
     updates, under `names.by_update(metric)`, and at update 0 with epoch 0. With
     `measure.train_split_every` = k > 1 the training split is left out of all but every k-th of
     these evaluations and of the epochs' (`measure.train_split_due`); where it is left out, a
-    divergence is judged on the validation cost (the test cost without a validation split). `train_time` counts the
-    updates and the sampling only, `eval_time` the evaluations of the splits."""
+    divergence is judged on the validation cost (the test cost without a validation split).
+    `train_time` counts the updates and the sampling only, `eval_time` the evaluations of the splits."""
     data = data.astype(network.dtype)  # float32 stays float32: no array of the run is upcast
     n = len(data.train)
     result = Result("finished")
@@ -233,7 +233,6 @@ def train(
         if scheduled:
             evaluate_scheduled(series, {k: v for k, v in initial.items() if k != names.GRAD_NORM})
         record(0, initial, series)
-    initial = result.history[0]
     for epoch in range(1, last_epoch + 1):
         series: Series = {}
         start, measure_time = time.perf_counter(), 0.0
