@@ -48,8 +48,8 @@ def per_batch_size(estimates: pd.DataFrame) -> pd.DataFrame:
     medians = per_run(estimates)
     for (batch_size, part), group in sorted(medians.groupby(["batch_size", "part"]),
                                             key=lambda item: (batch_order(item[0][0]), item[0][1])):
-        medians = group.value.to_numpy()
-        found = uncertainty.over_seeds(range(len(medians)), lambda picked: summary.geometric_mean(medians[picked]))
+        values = group.value.to_numpy()
+        found = uncertainty.over_seeds(range(len(values)), lambda picked: summary.geometric_mean(values[picked]))
         rows.append({"batch_size": batch_size, "stage": STAGES[part], "b_simple": found.value, "low": found.low,
                      "high": found.high, "seeds": found.seeds})
     return pd.DataFrame(rows, columns=["batch_size", "stage", "b_simple", "low", "high", "seeds"])

@@ -10,13 +10,12 @@ With --base, the same commands also run another checkout's code, alternating.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from timing import load, pin_blas, rounds, spread, timed
+from timing import load, pin_blas, rounds, spread, timed, with_code
 
 COMMANDS = {
     "import mlflow": ["-c", "import mlflow"],
@@ -28,9 +27,7 @@ COMMANDS = {
 
 def arm(arguments: list[str], code: Path | None):
     """One new process running `arguments`, with `code` first on its path, in an empty folder."""
-    environment = dict(os.environ)
-    if code is not None:
-        environment["PYTHONPATH"] = os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])
+    environment = with_code(code)
 
     def run() -> dict[str, float]:
         with tempfile.TemporaryDirectory() as folder:

@@ -5,7 +5,8 @@ prints the wall time and the time per job beyond training, in seconds of a worke
 ways: beyond `train_time` ((wall × workers − Σ train_time) / jobs), and beyond training and
 evaluation ((wall × workers − Σ train_time − Σ eval_time) / jobs); for a parallel launcher also
 the wall time against the compute per worker (Σ train_time / workers, and with Σ eval_time).
-With jobs of equal length a parallel sweep's last round may leave a worker idle: that counts. Arms alternate over --rounds rounds (at least 5).
+With jobs of equal length a parallel sweep's last round may leave a worker idle: that counts.
+Arms alternate over --rounds rounds (at least 5).
 Targets (sequential lr_sweep): ≤ 0.15 s per job beyond training, evaluation counted; parallel
 never slower than sequential; nielsen_ch1 within 1.3× of its training compute per worker.
 
@@ -23,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import load, pin_blas, rounds, spread, timed
+from timing import load, pin_blas, rounds, spread, timed, with_code
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ def job_times(folder: Path) -> tuple[int, float, float | None]:
 
 def arm(command: list[str], code: Path, workers: int):
     """One sweep of `command` running the code of the checkout at `code`, in a new folder."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
+    environment = with_code(code)
 
     def run() -> dict[str, float]:
         with tempfile.TemporaryDirectory() as folder:

@@ -27,6 +27,14 @@ def pin_blas(threads: int) -> str:
     return f"BLAS threads pinned to {threads}"
 
 
+def with_code(code) -> dict[str, str]:
+    """This process's environment with the checkout at `code` first on PYTHONPATH (None: as it is),
+    for a process that runs that checkout's code."""
+    if code is None:
+        return dict(os.environ)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])}
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"

@@ -75,7 +75,9 @@ class Config:
     budget: Budget = field(default_factory=Budget)  # updates or inputs seen, instead of epochs
     seed: int = 0
     last_batch: str = "keep"  # when m does not divide n: "keep" the short batch or "drop" it
-    divergence_ratio: float = 1e4  # the run diverged once its train cost (or validation cost, where the train split is not evaluated) exceeds this × the initial one
+    # the run diverged once its train cost (or validation cost, where the train split is not
+    # evaluated) exceeds this × the initial one
+    divergence_ratio: float = 1e4
     blas_threads: Optional[int] = None  # threads for matrix products; None leaves the library's choice
     progress: bool = True  # print a line per epoch (one run) or per job (a sweep)
     verbose: bool = False  # also show what Hydra, MLflow and other libraries say on the terminal
